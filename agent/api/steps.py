@@ -1,0 +1,52 @@
+"""/v1/threads/{thread_id}/runs/{run_id}/steps: list and retrieve (``include[]`` for file_search content)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from agent.api.common import get_or_404, list_query, owner, page_response, store
+
+routes = web.RouteTableDef()
+CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
+
+
+def _include_content(request: web.Request) -> bool:
+    return CONTENT in request.query.getall("include[]", []) + request.query.getall("include", [])
+
+
+def render(step: dict[str, Any], include_content: bool) -> dict[str, Any]:
+    """Strip what is stored for the engine but not shown unless asked (file_search result content)."""
+    for call in step["step_details"].get("tool_calls") or []:
+        body = call.get(call["type"])
+        if isinstance(body, dict):
+            body.pop("model_output", None)
+            if call["type"] == "file_search" and not include_content:
+                for result in body.get("results") or []:
+                    result.pop("content", None)
+    return step
+
+
+@routes.get("/v1/threads/{thread_id}/runs/{run_id}/steps")
+async def list_(request: web.Request) -> web.Response:
+    m = request.match_info
+    await get_or_404(request, "thread", m["thread_id"])
+    await get_or_404(request, "run", m["run_id"], m["thread_id"])
+    q = list_query(request)
+    page = await store(request).list("step", owner(request), parent=m["thread_id"], where={"run_id": m["run_id"]},
+                                     **q.model_dump())
+    keep = _include_content(request)
+    page.data = [render(s, keep) for s in page.data]
+    return page_response(page)
+
+
+@routes.get("/v1/threads/{thread_id}/runs/{run_id}/steps/{step_id}")
+async def retrieve(request: web.Request) -> web.Response:
+    m = request.match_info
+    await get_or_404(request, "thread", m["thread_id"])
+    await get_or_404(request, "run", m["run_id"], m["thread_id"])
+    step = await get_or_404(request, "step", m["step_id"], m["thread_id"], label="run step")
+    if step["run_id"] != m["run_id"]:
+        raise web.HTTPNotFound()
+    return web.json_response(render(step, _include_content(request)))

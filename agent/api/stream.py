@@ -1,0 +1,37 @@
+"""Server-sent events for a run leg (spec §4): bare objects under ``event:`` names, ``[DONE]`` at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import web
+from aiohttp_sse import sse_response
+
+from agent.engine.bus import END_EVENTS, Event, EventBus
+
+KEEPALIVE_SECONDS = 10.0
+
+
+async def stream_run(
+    request: web.Request,
+    bus: EventBus,
+    run_id: str,
+    queue: asyncio.Queue[Event],
+    first: list[tuple[str, dict[str, Any]]] | None = None,
+) -> web.StreamResponse:
+    """Relay the run's events until the leg ends; a client that goes away does not stop the run."""
+    try:
+        async with sse_response(request, allow_all_methods=True, ping_interval=KEEPALIVE_SECONDS) as resp:
+            for name, data in first or []:
+                await resp.send(json.dumps(data), event=name)
+            while True:
+                event = await queue.get()
+                await resp.send(json.dumps(event.data), event=event.name)
+                if event.name in END_EVENTS:
+                    break
+            await resp.send("[DONE]", event="done")
+        return resp
+    finally:
+        bus.unsubscribe(run_id, queue)

@@ -1,0 +1,105 @@
+"""``create_app(settings)``: routes, middlewares, typed app state and background resources."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from agent.api import assistants, messages, runs, steps, threads, vector_stores
+from agent.api.common import owner_of_key
+from agent.app_keys import BUS, EXECUTOR, MODEL, SETTINGS, STORE, THREAD_DELETED
+from agent.engine.bus import EventBus
+from agent.engine.executor import Executor
+from agent.engine.loop import Env
+from agent.llm.types import ChatModel
+from agent.errors import Handler, Unauthorized, error_middleware
+from agent.settings import Settings
+from agent.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def _auth_middleware(keys: list[str]) -> Handler:
+    @web.middleware
+    async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path == "/health":
+            return await handler(request)
+        header = request.headers.get("Authorization", "")
+        key = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        if keys and not any(hmac.compare_digest(key, k) for k in keys):
+            if not key:
+                raise Unauthorized(
+                    "You didn't provide an API key. You need to provide your API key in an Authorization "
+                    "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                    code="invalid_api_key",
+                )
+            raise Unauthorized("Incorrect API key provided.", code="invalid_api_key")
+        request["owner"] = owner_of_key(key if keys else None)
+        return await handler(request)
+
+    return auth  # type: ignore[return-value]
+
+
+async def health(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def create_app(settings: Settings | None = None, model: ChatModel | None = None) -> web.Application:
+    """The service. ``model`` replaces the HTTP model client (a test double, or another backend)."""
+    settings = settings or Settings()
+    app = web.Application(
+        middlewares=[error_middleware, _auth_middleware(settings.keys)],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[THREAD_DELETED] = []
+    app.router.add_get("/health", health)
+    for module in (assistants, threads, messages, runs, steps, vector_stores):
+        app.router.add_routes(module.routes)
+    app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_model_ctx(model))
+    app.cleanup_ctx.append(_executor_ctx)
+    if not settings.keys:
+        log.warning("AGENT_API_KEYS is empty: the API is open to anyone who can reach it")
+    return app
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.db_url)
+    await store.open()
+    app[STORE] = store
+    yield
+    await store.close()
+
+
+def _model_ctx(model: ChatModel | None) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        if model is not None:
+            app[MODEL] = model
+        else:
+            from agent.llm import OpenAICompatModel
+
+            key = settings.model_api_key.get_secret_value() if settings.model_api_key else None
+            app[MODEL] = OpenAICompatModel(settings.model_url, api_key=key, aliases=settings.aliases,
+                                           tool_mode=settings.model_tool_mode)
+        yield
+        await app[MODEL].close()
+
+    return ctx
+
+
+async def _executor_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[BUS] = EventBus()
+    env = Env(model=app[MODEL], tools={}, context=settings.model_context, max_turns=settings.max_run_turns)
+    executor = Executor(app[STORE], app[BUS], env)
+    app[EXECUTOR] = executor
+    await executor.start()
+    yield
+    await executor.close()

@@ -1,0 +1,22 @@
+"""Typed application state (aiohttp ``AppKey``s), in one place so modules can share it without cycles."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from agent.engine.bus import EventBus
+    from agent.engine.executor import Executor
+    from agent.llm.types import ChatModel
+    from agent.settings import Settings
+    from agent.store import Store
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+STORE: web.AppKey[Store] = web.AppKey("store")
+THREAD_DELETED: web.AppKey[list[Callable[[str], Awaitable[None]]]] = web.AppKey("thread_deleted")
+BUS: web.AppKey[EventBus] = web.AppKey("bus")
+EXECUTOR: web.AppKey[Executor] = web.AppKey("executor")
+MODEL: web.AppKey[ChatModel] = web.AppKey("model")

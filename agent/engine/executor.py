@@ -1,0 +1,129 @@
+"""Runs in the background: one task per executing run, cancellation, expiry, resume after a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from agent.engine.bus import EventBus
+from agent.engine.loop import Env, execute
+from agent.engine.records import TERMINAL, RunRecorder
+from agent.llm.types import ModelError
+from agent.store import Store
+from agent.tools import ToolContext
+
+log = logging.getLogger(__name__)
+RESUMABLE = ("queued", "in_progress", "cancelling")
+OPEN = (*RESUMABLE, "requires_action")
+
+
+class Executor:
+    def __init__(self, store: Store, bus: EventBus, env: Env) -> None:
+        self.store, self.bus, self.env = store, bus, env
+        self.instance = uuid.uuid4().hex[:16]
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._ending: dict[str, str] = {}  # run id → "cancelled" | "expired" requested for a running task
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Resume what a previous process left behind, then watch deadlines."""
+        for run in await self.store.runs_with_status(RESUMABLE):
+            owner = await self.store.owner_of("run", run["id"]) or "-"
+            rec = RunRecorder(self.store, self.bus, run, owner)
+            if run["status"] == "cancelling":
+                await self._finish(rec, "cancelled")
+                continue
+            await _discard_partial(rec)
+            run["status"] = "queued"
+            self.launch(rec)
+        self._sweeper = asyncio.create_task(self._sweep())
+
+    async def close(self) -> None:
+        if self._sweeper:
+            self._sweeper.cancel()
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()  # left as they are in the store: resumed at the next start
+        await asyncio.gather(*tasks, self._sweeper or _noop(), return_exceptions=True)
+
+    def launch(self, rec: RunRecorder) -> None:
+        task = asyncio.create_task(self._drive(rec))
+        self._tasks[rec.run["id"]] = task
+        task.add_done_callback(lambda _t: self._tasks.pop(rec.run["id"], None))
+
+    def running(self, run_id: str) -> bool:
+        return run_id in self._tasks
+
+    async def stop(self, rec: RunRecorder, outcome: str) -> None:
+        """Cancel or expire a run; a running leg is interrupted and finishes the run itself."""
+        task = self._tasks.get(rec.run["id"])
+        if task is not None:
+            self._ending[rec.run["id"]] = outcome
+            task.cancel()
+            return
+        await self._finish(rec, outcome)
+
+    async def _drive(self, rec: RunRecorder) -> None:
+        run = rec.run
+        try:
+            ctx = await self._context(rec)
+            await execute(rec, self.env, ctx)
+        except asyncio.CancelledError:
+            outcome = self._ending.pop(run["id"], None)
+            if outcome is None:
+                raise  # shutdown: the run stays in the store and resumes at the next start
+            await self._finish(rec, outcome)
+        except ModelError as err:
+            await self._fail(rec, {"code": err.code, "message": err.message})
+        except Exception as err:  # never leave a run stuck
+            log.exception("run %s failed", run["id"])
+            await self._fail(rec, {"code": "server_error", "message": f"Internal error: {type(err).__name__}"})
+
+    async def _fail(self, rec: RunRecorder, error: dict[str, str]) -> None:
+        # streams raise on this (spec §4.5), then see the run's terminal event
+        rec.publish("error", {"error": {"message": error["message"], "type": error["code"], "param": None,
+                                        "code": error["code"]}})
+        await self._finish(rec, "failed", error)
+
+    async def _finish(self, rec: RunRecorder, outcome: str, error: dict[str, str] | None = None) -> None:
+        with contextlib.suppress(Exception):
+            await rec.abandon(outcome)
+        await rec.set_status(outcome, last_error=error) if error else await rec.set_status(outcome)
+
+    async def _context(self, rec: RunRecorder) -> ToolContext:
+        run = rec.run
+        assistant = await self.store.get("assistant", run["assistant_id"], rec.owner) or {}
+        thread = await self.store.get("thread", rec.thread_id, rec.owner) or {}
+        return ToolContext(owner=rec.owner, thread_id=rec.thread_id, run_id=run["id"], assistant=assistant,
+                           thread=thread)
+
+    async def _sweep(self) -> None:
+        """Expire overdue runs (including those waiting in requires_action)."""
+        import time
+
+        while True:
+            await asyncio.sleep(0.5)
+            try:
+                for run in await self.store.runs_with_status(OPEN):
+                    if run.get("expires_at") and run["expires_at"] <= time.time() and run["status"] not in TERMINAL:
+                        owner = await self.store.owner_of("run", run["id"]) or "-"
+                        await self.stop(RunRecorder(self.store, self.bus, run, owner), "expired")
+            except Exception:
+                log.exception("expiry sweep failed")
+
+
+async def _discard_partial(rec: RunRecorder) -> None:
+    """After a crash: drop the unfinished step (and its message) so the turn can be taken again."""
+    for step in await rec.open_steps():
+        if step["type"] == "message_creation":
+            await rec.store.delete("message", step["step_details"]["message_creation"]["message_id"], rec.owner,
+                                   rec.thread_id)
+        await rec.store.delete("step", step["id"], rec.owner, rec.thread_id)
+
+
+async def _noop() -> None:
+    return None
+
+
+__all__ = ["Executor"]

@@ -1,0 +1,160 @@
+"""The run loop: ask the model → dispatch on the outcome → persist → loop (spec §3)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from agent.engine import prompt
+from agent.engine.records import RunRecorder, add_usage
+from agent.llm.types import ChatModel, ChatRequest, Completion, ModelError, TextDelta, ToolCallDelta, ToolCallStart
+from agent.tools import ServerTool, ToolContext, Toolbox
+
+MAX_MODEL_MISTAKES = 3
+
+
+@dataclass
+class Env:
+    model: ChatModel
+    tools: dict[str, ServerTool]
+    context: int = 8192
+    max_turns: int = 25
+
+
+class Limit(Exception):
+    """A token limit of the run was reached: the run ends ``incomplete`` with this reason."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+async def execute(rec: RunRecorder, env: Env, ctx: ToolContext) -> None:
+    """One leg of a run: from queued to requires_action or a terminal state."""
+    await rec.set_status("in_progress")
+    box = Toolbox.build(rec.run["tools"], env.tools)
+    mistakes = 0
+    for turn in range(env.max_turns):
+        history = await prompt.thread_messages(rec.store, rec.owner, rec.thread_id, rec.run["id"])
+        try:
+            completion = await _ask(rec, env.model, _request(rec.run, history, box, env, turn == 0), box)
+        except Limit as limit:
+            await rec.close_message("incomplete", reason="max_tokens")
+            if rec.tool_step is not None:
+                await rec.end_step(rec.tool_step, "completed")
+                rec.tool_step = None
+            return await rec.set_status("incomplete", incomplete_details={"reason": limit.reason})
+        usage = completion.usage.__dict__ if completion.usage else None
+        if not completion.tool_calls:
+            if rec.message is None:
+                await rec.text_delta("")
+            await rec.close_message("completed", usage)
+            return await rec.set_status("completed")
+        step, pending, mistake = await _dispatch(rec, box, ctx, completion)
+        if pending:
+            await rec.save_step(step)
+            action = {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": pending}}
+            return await rec.set_status("requires_action", required_action=action)
+        await rec.end_step(step, "completed", usage)
+        mistakes = mistakes + 1 if mistake else 0
+        if mistakes >= MAX_MODEL_MISTAKES:
+            raise ModelError(f"The model made invalid tool calls {mistakes} times in a row.")
+    raise ModelError(f"The run did not finish within {env.max_turns} model turns.")
+
+
+async def _dispatch(rec: RunRecorder, box: Toolbox, ctx: ToolContext,
+                    completion: Completion) -> tuple[dict[str, Any], list[dict[str, Any]], bool]:
+    """Run the server-side calls, answer the malformed ones, collect the client's function calls."""
+    step = await rec.tool_step_open()
+    records = step["step_details"]["tool_calls"]
+    pending, mistake = [], False
+    for i, call in enumerate(completion.tool_calls):
+        tool = box.server.get(call.name)
+        if i == len(records):  # a call the backend did not stream
+            records.append(_start_record(call.id, call.name, tool))
+            rec.step_delta(step, {"index": i, **records[i]})
+        record = records[i]
+        if call.error or not box.knows(call.name):
+            mistake = True
+            known = ", ".join(sorted([*box.server, *box.functions]))
+            record["type"] = "function"
+            record["function"] = {"name": call.name, "arguments": call.arguments,
+                                  "output": f"Error: {call.error or f'no tool named {call.name!r}'}. "
+                                            f"Available tools: {known}."}
+        elif tool is not None:
+            output = await tool.invoke(json.loads(call.arguments or "{}"), ctx)
+            record[tool.step_type] = {**record.get(tool.step_type, {}), **output.record}
+            outs = output.record.get("outputs")
+            if outs:
+                rec.step_delta(step, {"index": i, "type": tool.step_type, tool.step_type: {
+                    "outputs": [{"index": j, **o} for j, o in enumerate(outs)]}})
+        else:
+            record["function"]["arguments"] = call.arguments
+            pending.append({"id": call.id, "type": "function",
+                            "function": {"name": call.name, "arguments": call.arguments}})
+    rec.tool_step = None
+    return step, pending, mistake
+
+
+def _request(run: dict[str, Any], history: list[dict[str, Any]], box: Toolbox, env: Env,
+             first: bool) -> ChatRequest:
+    messages = prompt.build(run, history, env.context)
+    if run.get("max_prompt_tokens") and prompt.estimate_tokens(messages) > run["max_prompt_tokens"]:
+        raise Limit("max_prompt_tokens")
+    choice = run.get("tool_choice") or "auto"
+    if isinstance(choice, dict):
+        name = choice.get("function", {}).get("name") if choice["type"] == "function" else choice["type"]
+        choice = {"type": "function", "function": {"name": name}}
+    if not first and choice != "none":
+        choice = "auto"  # a forced choice holds until the model has called a tool once
+    remaining = None
+    if run.get("max_completion_tokens"):
+        remaining = run["max_completion_tokens"] - (run.get("usage") or {}).get("completion_tokens", 0)
+        if remaining <= 0:
+            raise Limit("max_completion_tokens")
+    fmt = run.get("response_format")
+    return ChatRequest(
+        model=run["model"], messages=messages, tools=box.schemas or None,
+        tool_choice=choice if box.schemas else None, parallel_tool_calls=run.get("parallel_tool_calls", True),
+        temperature=run.get("temperature"), top_p=run.get("top_p"), max_tokens=remaining,
+        response_format=fmt if isinstance(fmt, dict) and fmt.get("type") != "text" else None,
+    )
+
+
+def _start_record(call_id: str, name: str, tool: ServerTool | None) -> dict[str, Any]:
+    if tool is not None:
+        return tool.start_record(call_id)
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": "", "output": None}}
+
+
+async def _ask(rec: RunRecorder, model: ChatModel, request: ChatRequest, box: Toolbox) -> Completion:
+    """Stream one completion into the run: text into a message, calls into a tool_calls step."""
+    async for event in model.stream(request):
+        if isinstance(event, TextDelta):
+            await rec.text_delta(event.text)
+        elif isinstance(event, ToolCallStart):
+            step = await rec.tool_step_open()
+            record = _start_record(event.id, event.name, box.server.get(event.name))
+            step["step_details"]["tool_calls"].append(record)
+            rec.step_delta(step, {"index": event.index, **record})
+        elif isinstance(event, ToolCallDelta) and rec.tool_step is not None:
+            record = rec.tool_step["step_details"]["tool_calls"][event.index]
+            if record["type"] == "function":
+                record["function"]["arguments"] += event.arguments
+                rec.step_delta(rec.tool_step, {"index": event.index, "type": "function",
+                                               "function": {"arguments": event.arguments}})
+        elif isinstance(event, Completion):
+            rec.run["usage"] = add_usage(rec.run.get("usage"), event.usage.__dict__ if event.usage else None)
+            _check_limits(rec.run, event)
+            return event
+    raise ModelError("The model stream ended without a completion.")
+
+
+def _check_limits(run: dict[str, Any], completion: Completion) -> None:
+    usage = run.get("usage") or {}
+    if run.get("max_completion_tokens") and (completion.finish_reason == "length"
+                                             or usage.get("completion_tokens", 0) >= run["max_completion_tokens"]):
+        raise Limit("max_completion_tokens")
+    last_prompt = completion.usage.prompt_tokens if completion.usage else 0
+    if run.get("max_prompt_tokens") and last_prompt > run["max_prompt_tokens"]:
+        raise Limit("max_prompt_tokens")

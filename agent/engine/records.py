@@ -1,0 +1,164 @@
+"""The run's side effects, persisted then published: run transitions, steps, messages and their deltas.
+
+This is where the engine meets the Assistants wire shapes; the loop only calls these verbs.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from agent.api.common import new_id, now
+from agent.api.messages import new_message
+from agent.engine.bus import EventBus
+from agent.store import Store
+
+TERMINAL = ("completed", "incomplete", "failed", "cancelled", "expired")
+STEP_END = {"completed": "completed", "failed": "failed", "cancelled": "cancelled", "expired": "expired"}
+
+
+def add_usage(total: dict[str, int] | None, usage: dict[str, int] | None) -> dict[str, int] | None:
+    if usage is None:
+        return total
+    if total is None:
+        return dict(usage)
+    return {k: total.get(k, 0) + usage.get(k, 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+
+
+class RunRecorder:
+    """Holds the run being executed and writes every change through to the store and the bus."""
+
+    def __init__(self, store: Store, bus: EventBus, run: dict[str, Any], owner: str) -> None:
+        self.store, self.bus, self.run, self.owner = store, bus, run, owner
+        self.thread_id: str = run["thread_id"]
+        self.message: dict[str, Any] | None = None  # the assistant message being written
+        self.message_step: dict[str, Any] | None = None
+        self.tool_step: dict[str, Any] | None = None  # the tool_calls step being written
+
+    def publish(self, name: str, data: dict[str, Any]) -> None:
+        self.bus.publish(self.run["id"], name, copy.deepcopy(data))
+
+    # --- run ------------------------------------------------------------------------------------
+    async def set_status(self, status: str, **fields: Any) -> None:
+        run = self.run
+        run.update(status=status, **fields)
+        stamp = {"in_progress": "started_at", "completed": "completed_at", "failed": "failed_at",
+                 "cancelled": "cancelled_at"}.get(status)
+        if stamp:
+            run[stamp] = now()
+        if status in TERMINAL:
+            run["expires_at"] = None
+            run["required_action"] = None
+        await self.store.update("run", run, self.owner, parent=self.thread_id)
+        self.publish(f"thread.run.{status}", run)
+
+    async def refresh(self) -> dict[str, Any]:
+        fresh = await self.store.get("run", self.run["id"], self.owner, self.thread_id)
+        if fresh is not None:
+            self.run = fresh
+        return self.run
+
+    # --- steps ----------------------------------------------------------------------------------
+    def _new_step(self, kind: str, details: dict[str, Any]) -> dict[str, Any]:
+        run = self.run
+        return {
+            "id": new_id("step_"), "object": "thread.run.step", "created_at": now(),
+            "assistant_id": run["assistant_id"], "thread_id": run["thread_id"], "run_id": run["id"],
+            "type": kind, "status": "in_progress", "step_details": {"type": kind, kind: details},
+            "last_error": None, "expired_at": None, "cancelled_at": None, "failed_at": None,
+            "completed_at": None, "metadata": {}, "usage": None,
+        }
+
+    async def _insert_step(self, step: dict[str, Any]) -> None:
+        await self.store.insert("step", step, self.owner, parent=self.thread_id, run_id=self.run["id"])
+        self.publish("thread.run.step.created", step)
+        self.publish("thread.run.step.in_progress", step)
+
+    async def save_step(self, step: dict[str, Any]) -> None:
+        await self.store.update("step", step, self.owner, parent=self.thread_id)
+
+    async def end_step(self, step: dict[str, Any], status: str, usage: dict[str, int] | None = None,
+                       error: dict[str, str] | None = None) -> None:
+        step["status"] = status
+        step[f"{'expired' if status == 'expired' else status}_at"] = now()
+        step["usage"] = usage if usage is not None else step["usage"]
+        step["last_error"] = error
+        await self.save_step(step)
+        self.publish(f"thread.run.step.{STEP_END[status]}", step)
+
+    async def tool_step_open(self) -> dict[str, Any]:
+        if self.tool_step is None:
+            await self.close_message("completed")
+            self.tool_step = self._new_step("tool_calls", [])  # type: ignore[arg-type]
+            self.tool_step["step_details"] = {"type": "tool_calls", "tool_calls": []}
+            await self._insert_step(self.tool_step)
+        return self.tool_step
+
+    def step_delta(self, step: dict[str, Any], call_delta: dict[str, Any]) -> None:
+        self.publish("thread.run.step.delta", {
+            "id": step["id"], "object": "thread.run.step.delta",
+            "delta": {"step_details": {"type": "tool_calls", "tool_calls": [call_delta]}},
+        })
+
+    # --- messages -------------------------------------------------------------------------------
+    async def message_open(self) -> dict[str, Any]:
+        if self.message is None:
+            run = self.run
+            msg = new_message(self.thread_id, "assistant", [], status="in_progress",
+                              assistant_id=run["assistant_id"], run_id=run["id"])
+            self.message_step = self._new_step("message_creation", {"message_id": msg["id"]})
+            await self._insert_step(self.message_step)
+            await self.store.insert("message", msg, self.owner, parent=self.thread_id, run_id=run["id"])
+            self.message = msg
+            self.publish("thread.message.created", msg)
+            self.publish("thread.message.in_progress", msg)
+        return self.message
+
+    async def text_delta(self, text: str) -> None:
+        msg = await self.message_open()
+        content = msg["content"]
+        if not content or content[-1]["type"] != "text":
+            content.append({"type": "text", "text": {"value": "", "annotations": []}})
+            part: dict[str, Any] = {"index": len(content) - 1, "type": "text",
+                                    "text": {"value": text, "annotations": []}}
+        else:
+            part = {"index": len(content) - 1, "type": "text", "text": {"value": text}}
+        content[-1]["text"]["value"] += text
+        self.publish("thread.message.delta", {"id": msg["id"], "object": "thread.message.delta",
+                                              "delta": {"content": [part]}})
+
+    async def close_message(self, status: str, usage: dict[str, int] | None = None,
+                            reason: str | None = None) -> None:
+        """Finish the message being written (completed, or incomplete with ``reason``) and its step."""
+        msg, step = self.message, self.message_step
+        if msg is None or step is None:
+            return
+        self.message = self.message_step = None
+        msg["status"] = status
+        if status == "completed":
+            msg["completed_at"] = now()
+        else:
+            msg["incomplete_at"] = now()
+            msg["incomplete_details"] = {"reason": reason}
+        await self.store.update("message", msg, self.owner, parent=self.thread_id)
+        self.publish(f"thread.message.{status}", msg)
+        step_status = {"run_cancelled": "cancelled", "run_failed": "failed", "run_expired": "expired"}.get(
+            reason or "", "completed")
+        await self.end_step(step, step_status, usage)
+
+    async def abandon(self, outcome: str) -> None:
+        """The run ends early (cancelled/failed/expired): close whatever is still open."""
+        reason = {"cancelled": "run_cancelled", "failed": "run_failed", "expired": "run_expired"}[outcome]
+        await self.close_message("incomplete", reason=reason)
+        if self.tool_step is not None:
+            step, self.tool_step = self.tool_step, None
+            await self.end_step(step, outcome)
+        # steps left open by an earlier leg (e.g. a function call awaiting outputs)
+        for step in await self.open_steps():
+            await self.end_step(step, outcome)
+
+    async def open_steps(self) -> list[dict[str, Any]]:
+        page = await self.store.list("step", self.owner, parent=self.thread_id, limit=100, order="asc",
+                                     where={"run_id": self.run["id"]})
+        return [s for s in page.data if s["status"] == "in_progress"]
+

@@ -1,0 +1,58 @@
+"""One settings model, read once at start-up from ``AGENT_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AGENT_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    """Listen address."""
+    port: int = 8000
+    """Listen port."""
+    model_url: str = "http://127.0.0.1:8080/v1"
+    """Base URL of the OpenAI-compatible model server (llama-server, Ollama, vLLM)."""
+    model_api_key: SecretStr | None = None
+    """Key sent to the model server; never logged."""
+    model_aliases: str = ""
+    """``name=target,…``: model names clients send (e.g. ``gpt-4o``) mapped to local ones; ``*=x`` maps all."""
+    model_tool_mode: str = "native"
+    """``native`` (the backend's tool calling) or ``prompted`` (tool schemas in the system prompt)."""
+    model_context: int = 8192
+    """Context window of the local model in tokens; ``truncation_strategy: auto`` keeps prompts within it."""
+    data_dir: Path = Path("./data")
+    """Where the SQLite file and uploaded files live."""
+    database_url: str | None = None
+    """SQLAlchemy URL; overrides the SQLite default (e.g. ``postgresql+asyncpg://…``)."""
+    api_keys: SecretStr = SecretStr("")
+    """Comma-separated keys accepted as ``Authorization: Bearer``; empty means no auth."""
+    sandbox_image: str = "agent-sandbox:latest"
+    """Image for code_interpreter."""
+    sandbox_runtime: str | None = None
+    """Docker runtime for the sandbox (e.g. ``runsc``); Docker's default when unset."""
+    run_timeout: int = 600
+    """Seconds until a run expires (``expires_at``)."""
+    max_body_bytes: int = 32 * 1024 * 1024
+    """Largest JSON request body accepted; larger answers 413."""
+    max_file_bytes: int = 512 * 1024 * 1024
+    """Largest file upload accepted; larger answers 413."""
+    max_run_turns: int = Field(default=25, ge=1)
+    """Cap on model calls within one run."""
+
+    @property
+    def keys(self) -> list[str]:
+        return [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]
+
+    @property
+    def aliases(self) -> dict[str, str]:
+        pairs = (p.split("=", 1) for p in self.model_aliases.split(",") if "=" in p)
+        return {k.strip(): v.strip() for k, v in pairs}
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'agent.db').resolve()}"

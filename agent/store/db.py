@@ -1,0 +1,237 @@
+"""Every kind of object is one row: indexed columns for lookups plus the wire JSON in ``data``.
+
+Rows are ordered by ``seq`` (insertion order), which breaks ties among objects created in the same
+second and gives the cursor pagination of spec §0.3. Owners are hashed API keys, never the keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+KINDS = (
+    "assistant",
+    "thread",
+    "message",
+    "run",
+    "step",
+    "file",
+    "vector_store",
+    "vector_store_file",
+    "file_batch",
+)
+
+metadata = sa.MetaData()
+
+
+def _table(kind: str) -> sa.Table:
+    return sa.Table(
+        kind,
+        metadata,
+        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("id", sa.String(64), nullable=False),
+        sa.Column("owner", sa.String(64), nullable=False),
+        sa.Column("parent", sa.String(64)),  # thread id of messages/runs/steps, vector store of its files
+        sa.Column("run_id", sa.String(64)),
+        sa.Column("status", sa.String(32)),
+        sa.Column("lease", sa.String(64)),  # runs: the replica executing it
+        sa.Column("lease_until", sa.Integer),
+        sa.Column("created_at", sa.Integer, nullable=False),
+        sa.Column("data", sa.Text, nullable=False),
+        sa.UniqueConstraint("parent", "id", name=f"uq_{kind}_parent_id"),
+        sa.Index(f"ix_{kind}_id", "id"),
+        sa.Index(f"ix_{kind}_owner_parent_seq", "owner", "parent", "seq"),
+    )
+
+
+TABLES = {kind: _table(kind) for kind in KINDS}
+ACTIVE_RUN = ("queued", "in_progress", "requires_action", "cancelling")
+
+
+@dataclass
+class Page:
+    data: list[dict[str, Any]]
+    has_more: bool
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.sqlite = url.startswith("sqlite")
+        kwargs: dict[str, Any] = {}
+        if self.sqlite:
+            kwargs["connect_args"] = {"timeout": 30}
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if self.sqlite:
+            sa.event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        # SQLite has one writer at a time; serialising our own writes avoids "database is locked".
+        self._write_lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction; the unit in which a check and the write it guards happen together."""
+        async with self._write_lock, self.engine.begin() as conn:
+            yield conn
+
+    # --- reads -------------------------------------------------------------------------------
+    async def get(
+        self, kind: str, object_id: str, owner: str, parent: str | None = None
+    ) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            return await get(conn, kind, object_id, owner, parent)
+
+    async def list(
+        self,
+        kind: str,
+        owner: str,
+        *,
+        parent: str | None = None,
+        limit: int = 20,
+        order: str = "desc",
+        after: str | None = None,
+        before: str | None = None,
+        where: dict[str, Any] | None = None,
+    ) -> Page:
+        t = TABLES[kind]
+        q = sa.select(t.c.data).where(t.c.owner == owner)
+        if parent is not None:
+            q = q.where(t.c.parent == parent)
+        for col, value in (where or {}).items():
+            q = q.where(t.c[col].in_(value) if isinstance(value, list | tuple) else t.c[col] == value)
+        desc = order == "desc"
+        async with self.engine.connect() as conn:
+            for cursor, forward in ((after, True), (before, False)):
+                if cursor is None:
+                    continue
+                cq = sa.select(t.c.seq).where(t.c.id == cursor, t.c.owner == owner)
+                if parent is not None:
+                    cq = cq.where(t.c.parent == parent)
+                seq = await conn.scalar(cq)
+                if seq is None:
+                    continue  # the hosted API ignores an unknown cursor
+                q = q.where(t.c.seq < seq if desc == forward else t.c.seq > seq)
+            if before is not None and after is None:
+                # page that ends just before the cursor: read backwards, then restore the order
+                q = q.order_by(t.c.seq if desc else t.c.seq.desc()).limit(limit + 1)
+                rows = [json.loads(r[0]) for r in await conn.execute(q)]
+                return Page(list(reversed(rows[:limit])), len(rows) > limit)
+            q = q.order_by(t.c.seq.desc() if desc else t.c.seq).limit(limit + 1)
+            rows = [json.loads(r[0]) for r in await conn.execute(q)]
+        return Page(rows[:limit], len(rows) > limit)
+
+    async def active_run(self, thread_id: str) -> str | None:
+        async with self.engine.connect() as conn:
+            return await active_run(conn, thread_id)
+
+    async def runs_with_status(self, statuses: tuple[str, ...]) -> list[dict[str, Any]]:
+        t = TABLES["run"]
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(sa.select(t.c.data).where(t.c.status.in_(statuses)).order_by(t.c.seq))
+            return [json.loads(r[0]) for r in rows]
+
+    async def owner_of(self, kind: str, object_id: str) -> str | None:
+        t = TABLES[kind]
+        async with self.engine.connect() as conn:
+            return await conn.scalar(sa.select(t.c.owner).where(t.c.id == object_id))
+
+    # --- writes (each its own transaction) ----------------------------------------------------
+    async def insert(self, kind: str, obj: dict[str, Any], owner: str, **cols: Any) -> dict[str, Any]:
+        async with self.write() as conn:
+            await insert(conn, kind, obj, owner, **cols)
+        return obj
+
+    async def update(
+        self, kind: str, obj: dict[str, Any], owner: str, parent: str | None = None, **cols: Any
+    ) -> dict[str, Any]:
+        async with self.write() as conn:
+            await update(conn, kind, obj, owner, parent, **cols)
+        return obj
+
+    async def delete(self, kind: str, object_id: str, owner: str, parent: str | None = None) -> bool:
+        async with self.write() as conn:
+            return await delete(conn, kind, object_id, owner, parent)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+# --- statement helpers usable inside a Store.write() transaction ----------------------------------
+async def get(
+    conn: AsyncConnection, kind: str, object_id: str, owner: str, parent: str | None = None
+) -> dict[str, Any] | None:
+    t = TABLES[kind]
+    q = sa.select(t.c.data).where(t.c.id == object_id, t.c.owner == owner)
+    if parent is not None:
+        q = q.where(t.c.parent == parent)
+    raw = await conn.scalar(q)
+    return json.loads(raw) if raw is not None else None
+
+
+async def insert(conn: AsyncConnection, kind: str, obj: dict[str, Any], owner: str, **cols: Any) -> None:
+    values = {"id": obj["id"], "owner": owner, "created_at": obj.get("created_at", 0), "data": json.dumps(obj)}
+    values.setdefault("status", obj.get("status") if kind == "run" else None)
+    await conn.execute(sa.insert(TABLES[kind]).values(**values, **cols))
+
+
+async def update(
+    conn: AsyncConnection, kind: str, obj: dict[str, Any], owner: str, parent: str | None = None, **cols: Any
+) -> None:
+    t = TABLES[kind]
+    values: dict[str, Any] = {"data": json.dumps(obj), **cols}
+    if kind == "run":
+        values["status"] = obj["status"]
+    q = sa.update(t).where(t.c.id == obj["id"], t.c.owner == owner)
+    if parent is not None:
+        q = q.where(t.c.parent == parent)
+    await conn.execute(q.values(**values))
+
+
+async def delete(
+    conn: AsyncConnection, kind: str, object_id: str, owner: str, parent: str | None = None
+) -> bool:
+    t = TABLES[kind]
+    q = sa.delete(t).where(t.c.id == object_id, t.c.owner == owner)
+    if parent is not None:
+        q = q.where(t.c.parent == parent)
+    result = await conn.execute(q)
+    return bool(result.rowcount)
+
+
+async def delete_children(conn: AsyncConnection, kind: str, parent: str) -> None:
+    t = TABLES[kind]
+    await conn.execute(sa.delete(t).where(t.c.parent == parent))
+
+
+async def active_run(conn: AsyncConnection, thread_id: str) -> str | None:
+    t = TABLES["run"]
+    q = sa.select(t.c.id).where(t.c.parent == thread_id, t.c.status.in_(ACTIVE_RUN)).limit(1)
+    return await conn.scalar(q)
+
+
+async def children(
+    conn: AsyncConnection, kind: str, owner: str, parent: str, run_id: str | None = None
+) -> list[dict[str, Any]]:
+    t = TABLES[kind]
+    q = sa.select(t.c.data).where(t.c.owner == owner, t.c.parent == parent)
+    if run_id is not None:
+        q = q.where(t.c.run_id == run_id)
+    return [json.loads(r[0]) for r in await conn.execute(q.order_by(t.c.seq))]

@@ -1,0 +1,276 @@
+"""A session: one container, one long-lived kernel, one key (a thread id).
+
+Timeout ladder of ``execute``: the kernel's own alarm fires at ``timeout`` (state kept); if no reply
+arrives by ``timeout + interrupt_grace`` the host sends SIGINT (forwarded to the kernel; state kept if the
+code stops); if still nothing after ``kill_grace`` the kernel is killed and restarted by the container's
+supervisor. The reply then says ``reset``: variables are lost, files in /mnt/data are kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import docker
+
+from . import files as fs
+from .channel import Channel, ChannelClosed, connect_attach, connect_unix
+from .container import Box, BoxSpec, box_running, signal_box
+from .errors import PathError, SandboxError, SandboxUnavailable, SessionClosed
+from .results import ErrorInfo, ExecResult, FileInfo
+
+log = logging.getLogger(__name__)
+
+MAX_IMAGES = 8
+RESET_NOTE = "the session was reset: variables and imports were lost, files in /mnt/data were kept"
+
+
+class Session:
+    """Run code in one sandbox container. Calls are serialised; create sessions via SandboxManager."""
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        spec: BoxSpec,
+        box: Box,
+        on_close: Callable[[Session], Awaitable[None]] | None = None,
+    ) -> None:
+        self.key = ""
+        self._client = client
+        self._spec = spec
+        self._box = box
+        self._on_close = on_close
+        self._channel: Channel | None = None
+        self._lock = asyncio.Lock()
+        self._closed = False
+        self.created = time.monotonic()
+        self.last_used = self.created
+        lim = spec.limits
+        self._reply_limit = 12 * lim.output_bytes + MAX_IMAGES * 6 * (4 << 20) + (1 << 20)
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
+
+    @property
+    def container_name(self) -> str:
+        return self._box.name
+
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        """Connect to the kernel and wait until it answers a ping (after it preloaded its libraries)."""
+        deadline = time.monotonic() + (timeout or self._spec.limits.start_timeout)
+        delay = 0.005
+        checked = time.monotonic()
+        while True:
+            try:
+                channel = await self._connect()
+            except (OSError, ChannelClosed):
+                channel = None
+            if channel is not None:
+                try:
+                    await channel.request({"op": "ping"}, max(deadline - time.monotonic(), 0.01))
+                    self._channel = channel
+                    return
+                except (ChannelClosed, TimeoutError):
+                    await channel.close()
+            now = time.monotonic()
+            if now > deadline:
+                raise SandboxUnavailable(f"the sandbox kernel in {self._box.name} did not start in time")
+            if now - checked > 1.0:
+                checked = now
+                if not await asyncio.to_thread(box_running, self._box):
+                    raise SandboxUnavailable(f"the sandbox container {self._box.name} exited")
+            await asyncio.sleep(delay)  # polling the kernel's socket, not synchronising tests
+            delay = min(delay * 2, 0.05)
+
+    async def _connect(self) -> Channel:
+        if self._spec.attach:
+            return await connect_attach(self._client, self._box.container.id or "", self._reply_limit)
+        return await connect_unix(self._box.socket_path, self._reply_limit)
+
+    async def ping(self, timeout: float = 2.0) -> bool:
+        if self._closed or self._channel is None or self.busy:
+            return False
+        try:
+            await self._channel.request({"op": "ping"}, timeout)
+        except (ChannelClosed, TimeoutError):
+            return False
+        return True
+
+    async def close(self) -> None:
+        """Destroy the container and its volumes (files are gone). Never raises."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._channel is not None:
+            await self._channel.close()
+        if self._on_close is not None:
+            try:
+                await self._on_close(self)
+            except Exception as exc:
+                log.warning("closing sandbox session %s failed: %s", self.key, exc)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SessionClosed(f"sandbox session {self.key!r} is closed")
+
+    # -- execution ------------------------------------------------------------------------------------
+    async def execute(self, code: str, timeout: float | None = None) -> ExecResult:
+        """Run ``code`` in the session's kernel. Errors of the code come back in the result."""
+        timeout = float(timeout if timeout is not None else self._spec.limits.timeout)
+        async with self._lock:
+            self._check_open()
+            self.last_used = time.monotonic()
+            start = time.perf_counter()
+            result = await self._execute(code, timeout)
+            result.duration = time.perf_counter() - start
+            self.last_used = time.monotonic()
+            return result
+
+    async def _execute(self, code: str, timeout: float) -> ExecResult:
+        lim = self._spec.limits
+        oom_before = self._box.oom_count()
+        if self._channel is None:
+            await self._recover("the kernel was not connected")
+            return self._reset_result("KernelDied", f"The kernel was not running; {RESET_NOTE}.")
+        channel = self._channel
+        payload = {"op": "exec", "code": code, "timeout": timeout, "max_out": lim.output_bytes}
+        interrupted = False
+        try:
+            rid = await channel.send(payload)
+            try:
+                reply = await channel.receive(rid, timeout + lim.interrupt_grace)
+            except TimeoutError:
+                interrupted = True
+                await asyncio.to_thread(signal_box, self._box, "SIGINT")
+                reply = await channel.receive(rid, lim.kill_grace)
+        except TimeoutError:
+            await asyncio.to_thread(signal_box, self._box, "SIGUSR1")
+            await self._recover("timeout")
+            return self._reset_result(
+                "TimeoutError",
+                f"Execution did not stop within {timeout:g} s and was killed; {RESET_NOTE}.",
+                timed_out=True,
+            )
+        except ChannelClosed as exc:
+            status = await self._recover(str(exc))
+            oom = self._oom_since(oom_before)
+            if oom or (oom is None and status == -9):
+                return self._reset_result(
+                    "MemoryError",
+                    f"The kernel ran out of memory (limit {lim.memory_mb} MB) and was restarted; {RESET_NOTE}.",
+                    oom_killed=True,
+                )
+            return self._reset_result("KernelDied", f"The kernel exited (status {status}); {RESET_NOTE}.")
+        result = self._parse(reply)
+        if interrupted:
+            result.timed_out = True
+            if result.error is not None and result.error.name == "KeyboardInterrupt":
+                msg = f"Execution timed out after {timeout:g} s and was interrupted (variables kept)"
+                result.error = ErrorInfo("TimeoutError", msg, result.error.traceback)
+        result.oom_killed = bool(self._oom_since(oom_before))
+        return result
+
+    def _oom_since(self, before: int | None) -> bool | None:
+        after = self._box.oom_count()
+        if before is None or after is None:
+            return None
+        return after > before
+
+    async def _recover(self, why: str) -> int | None:
+        """Reconnect to the kernel the supervisor restarted; returns the dead kernel's exit status."""
+        log.info("sandbox session %s: kernel restart (%s)", self.key, why)
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+        try:
+            await self.wait_ready()
+        except SandboxError as exc:
+            log.warning("sandbox session %s could not be recovered: %s", self.key, exc)
+            await self.close()
+            raise SessionClosed(f"sandbox session {self.key!r} died and could not be restarted") from exc
+        return self._box.exit_status()
+
+    def _reset_result(self, name: str, message: str, timed_out: bool = False, oom_killed: bool = False) -> ExecResult:
+        return ExecResult(
+            error=ErrorInfo(name, message, f"{name}: {message}\n"),
+            stderr=f"{name}: {message}\n",
+            timed_out=timed_out,
+            oom_killed=oom_killed,
+            reset=True,
+        )
+
+    def _parse(self, reply: dict[str, Any]) -> ExecResult:
+        """Turn the kernel's (untrusted) reply into an ExecResult, dropping anything malformed."""
+        cap = self._spec.limits.output_bytes
+
+        def text(key: str, limit: int) -> str:
+            value = reply.get(key)
+            if not isinstance(value, str):
+                return ""
+            data = value.encode("utf-8", "replace")
+            return value if len(data) <= limit else data[:limit].decode("utf-8", "ignore")
+
+        stdout, stderr = text("stdout", cap), text("stderr", cap)
+        truncated = bool(reply.get("truncated")) or stdout != reply.get("stdout") or stderr != reply.get("stderr")
+        error = None
+        err = reply.get("error")
+        if isinstance(err, dict):
+            error = ErrorInfo(*(str(err.get(k, ""))[: 4 * cap] for k in ("name", "value", "traceback")))
+        elif not reply.get("ok", False):
+            error = ErrorInfo("SandboxError", str(reply.get("message", "malformed reply"))[:cap], "")
+        result = reply.get("result")
+        images: list[bytes] = []
+        for item in reply.get("images") or []:
+            if not isinstance(item, str) or len(images) >= MAX_IMAGES:
+                continue
+            with contextlib.suppress(binascii.Error, ValueError):
+                png = base64.b64decode(item, validate=True)
+                if png.startswith(b"\x89PNG\r\n\x1a\n"):
+                    images.append(png)
+        changed: list[FileInfo] = []
+        for item in reply.get("files") or []:
+            try:
+                parts = fs.split_path(str(item["path"]))
+                changed.append(FileInfo("/".join(parts), int(item["size"]), float(item["mtime"])))
+            except (PathError, KeyError, TypeError, ValueError):
+                continue
+        return ExecResult(
+            stdout=stdout,
+            stderr=stderr,
+            error=error,
+            result=result[: 4 * cap] if isinstance(result, str) else None,
+            images=images,
+            files=changed,
+            timed_out=bool(reply.get("timed_out")),
+            truncated=truncated,
+        )
+
+    # -- files ----------------------------------------------------------------------------------------
+    async def write_file(self, path: str, data: bytes) -> None:
+        """Write ``data`` to ``/mnt/data/<path>`` (owned by the sandbox user). Raises PathError, StorageFull."""
+        self._check_open()
+        await asyncio.to_thread(fs.write_file, self._box.data_dir, path, data)
+        self.last_used = time.monotonic()
+
+    async def read_file(self, path: str) -> bytes:
+        """Read ``/mnt/data/<path>``. Raises FileNotFoundError, PathError."""
+        self._check_open()
+        limit = self._spec.limits.data_mb << 20
+        return await asyncio.to_thread(fs.read_file, self._box.data_dir, path, limit)
+
+    async def list_files(self) -> list[FileInfo]:
+        """Every regular file under /mnt/data."""
+        self._check_open()
+        return await asyncio.to_thread(fs.list_files, self._box.data_dir)

@@ -1,0 +1,95 @@
+"""Shared fixtures: the service on a real loopback port, driven by the official openai SDK."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from aiohttp import web
+
+from agent.app import create_app
+from agent.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LoopThread:
+    """An asyncio loop in a background thread, so synchronous SDK calls can drive async servers."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Any, timeout: float = 60) -> Any:
+        fut: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return fut.result(timeout)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+class LiveServer:
+    def __init__(self, loop: LoopThread, settings: Settings) -> None:
+        self.loop, self.settings = loop, settings
+        self.runner: web.AppRunner | None = None
+        self.url = f"http://127.0.0.1:{settings.port}"
+
+    async def start(self) -> None:
+        self.runner = web.AppRunner(create_app(self.settings), handle_signals=False)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.settings.port).start()
+
+    async def stop(self) -> None:
+        if self.runner:
+            await self.runner.cleanup()
+
+    def client(self, key: str = "sk-test", **kw: Any) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0, **kw)
+
+
+@pytest.fixture(scope="session")
+def loop_thread() -> Iterator[LoopThread]:
+    lt = LoopThread()
+    yield lt
+    lt.stop()
+
+
+def make_settings(tmp: Path, **overrides: Any) -> Settings:
+    base: dict[str, Any] = {"port": free_port(), "data_dir": tmp, "model_url": "http://127.0.0.1:9/v1"}
+    base.update(overrides)
+    return Settings(**base)
+
+
+@pytest.fixture(scope="session")
+def spine(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A service with two accepted keys (for isolation tests) and no model behind it."""
+    settings = make_settings(tmp_path_factory.mktemp("spine"), api_keys="sk-test,sk-other",
+                             max_body_bytes=1024 * 1024)
+    server = LiveServer(loop_thread, settings)
+    loop_thread.run(server.start())
+    yield server
+    loop_thread.run(server.stop())
+
+
+@pytest.fixture
+def client(spine: LiveServer) -> openai.OpenAI:
+    return spine.client()
+
+
+def docker_required() -> bool:
+    return os.environ.get("CI") == "true"
