@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from agent.api import assistants, messages, runs, steps, threads, vector_stores
+from agent.api import assistants, files, messages, runs, steps, threads, vector_stores
 from agent.api.common import owner_of_key
-from agent.app_keys import BUS, EXECUTOR, MODEL, SETTINGS, STORE, THREAD_DELETED
+from agent.app_keys import BUS, EXECUTOR, FILE_DELETED, INGESTOR, MODEL, OWNER, SETTINGS, STORE, THREAD_DELETED
+from agent.engine.ingest import Ingestor
+from agent.retrieval import SearchIndex
 from agent.engine.bus import EventBus
 from agent.engine.executor import Executor
 from agent.engine.loop import Env
@@ -37,7 +39,7 @@ def _auth_middleware(keys: list[str]) -> Handler:
                     code="invalid_api_key",
                 )
             raise Unauthorized("Incorrect API key provided.", code="invalid_api_key")
-        request["owner"] = owner_of_key(key if keys else None)
+        request[OWNER] = owner_of_key(key if keys else None)
         return await handler(request)
 
     return auth  # type: ignore[return-value]
@@ -56,11 +58,13 @@ def create_app(settings: Settings | None = None, model: ChatModel | None = None)
     )
     app[SETTINGS] = settings
     app[THREAD_DELETED] = []
+    app[FILE_DELETED] = []
     app.router.add_get("/health", health)
-    for module in (assistants, threads, messages, runs, steps, vector_stores):
+    for module in (assistants, threads, messages, runs, steps, files, vector_stores):
         app.router.add_routes(module.routes)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_model_ctx(model))
+    app.cleanup_ctx.append(_ingest_ctx)
     app.cleanup_ctx.append(_executor_ctx)
     if not settings.keys:
         log.warning("AGENT_API_KEYS is empty: the API is open to anyone who can reach it")
@@ -73,6 +77,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     store = Store(settings.db_url)
     await store.open()
     app[STORE] = store
+    files.sweep_partial_uploads(app)
     yield
     await store.close()
 
@@ -83,7 +88,7 @@ def _model_ctx(model: ChatModel | None) -> Callable[[web.Application], AsyncIter
         if model is not None:
             app[MODEL] = model
         else:
-            from agent.llm import OpenAICompatModel
+            from agent.llm.client import OpenAICompatModel
 
             key = settings.model_api_key.get_secret_value() if settings.model_api_key else None
             app[MODEL] = OpenAICompatModel(settings.model_url, api_key=key, aliases=settings.aliases,
@@ -103,3 +108,16 @@ async def _executor_ctx(app: web.Application) -> AsyncIterator[None]:
     await executor.start()
     yield
     await executor.close()
+
+
+async def _ingest_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    index = SearchIndex(settings.data_dir / "search.db")
+    await index.open()
+    ingestor = Ingestor(app[STORE], index, files.files_dir(app))
+    app[INGESTOR] = ingestor
+    app[FILE_DELETED].append(ingestor.file_deleted)
+    await ingestor.start()
+    yield
+    await ingestor.close()
+    await index.close()

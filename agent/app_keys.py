@@ -10,6 +10,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from agent.engine.bus import EventBus
     from agent.engine.executor import Executor
+    from agent.engine.ingest import Ingestor
     from agent.llm.types import ChatModel
     from agent.settings import Settings
     from agent.store import Store
@@ -17,6 +18,9 @@ if TYPE_CHECKING:
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 STORE: web.AppKey[Store] = web.AppKey("store")
 THREAD_DELETED: web.AppKey[list[Callable[[str], Awaitable[None]]]] = web.AppKey("thread_deleted")
+FILE_DELETED: web.AppKey[list[Callable[[str, str], Awaitable[None]]]] = web.AppKey("file_deleted")
 BUS: web.AppKey[EventBus] = web.AppKey("bus")
 EXECUTOR: web.AppKey[Executor] = web.AppKey("executor")
 MODEL: web.AppKey[ChatModel] = web.AppKey("model")
+INGESTOR: web.AppKey[Ingestor] = web.AppKey("ingestor")
+OWNER: web.RequestKey[str] = web.RequestKey("owner", str)

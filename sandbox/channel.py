@@ -50,9 +50,9 @@ class Channel:
             raise ChannelClosed(str(exc)) from exc
         return rid
 
-    async def receive(self, rid: int, timeout: float | None) -> dict[str, Any]:
+    async def receive(self, rid: int, wait: float | None) -> dict[str, Any]:
         """The reply to request ``rid``; TimeoutError leaves the channel usable for a later receive."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(wait):
             while True:
                 try:
                     line = await self._reader.readline()
@@ -67,8 +67,8 @@ class Channel:
                 if isinstance(reply, dict) and reply.get("id") == rid:
                     return reply
 
-    async def request(self, payload: dict[str, Any], timeout: float | None) -> dict[str, Any]:
-        return await self.receive(await self.send(payload), timeout)
+    async def request(self, payload: dict[str, Any], wait: float | None) -> dict[str, Any]:
+        return await self.receive(await self.send(payload), wait)
 
     async def close(self) -> None:
         if self._pump is not None:

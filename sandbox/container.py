@@ -31,6 +31,7 @@ from .limits import Limits
 log = logging.getLogger(__name__)
 
 SANDBOX_USER = "65534:65534"
+TMPFS_OWNER = "uid=65534,gid=65534,mode=0700"
 KERNEL_DIR = "/run/k"
 SOCKET_NAME = "k.sock"
 ENVIRONMENT = {
@@ -128,7 +129,7 @@ def create_box(client: docker.DockerClient, spec: BoxSpec) -> Box:
             vol = client.volumes.create(
                 name=f"{name}-{suffix}",
                 driver="local",
-                driver_opts={"type": "tmpfs", "device": "tmpfs", "o": f"size={size},uid=65534,gid=65534,mode=0700"},
+                driver_opts={"type": "tmpfs", "device": "tmpfs", "o": f"size={size},{TMPFS_OWNER}"},
                 labels=labels,
             )
             volumes.append(vol.name)

@@ -3,8 +3,8 @@
 The host passes this file's source to ``python3 -c``, so any image with python3 works.
 Started as ``python3 -c SOURCE supervise CONFIG_JSON`` it is the container's PID 1 (``Supervisor``)
 and runs ``python3 -c SOURCE kernel CONFIG_JSON`` as its child, restarting it when it dies.
-The kernel speaks JSON lines, either on a Unix socket (``config["socket"]``, normally on a small tmpfs volume whose
-host mountpoint the host connects to) or on the process's own stdin/stdout (attach; used under gVisor).
+The kernel speaks JSON lines, either on a Unix socket (``config["socket"]``, normally on a small tmpfs
+volume whose host mountpoint the host connects to) or on its own stdin/stdout (attach; for gVisor).
 
 Requests and replies::
 
@@ -31,6 +31,7 @@ from __future__ import annotations
 import ast
 import base64
 import builtins
+import contextlib
 import io
 import json
 import linecache
@@ -127,19 +128,13 @@ class Kernel:
         signal.signal(signal.SIGINT, self._on_interrupt)
         mpl = os.environ.get("MPLCONFIGDIR")
         if mpl and not os.path.exists(mpl) and os.path.isdir("/opt/mplconfig"):
-            try:
+            with contextlib.suppress(OSError):
                 shutil.copytree("/opt/mplconfig", mpl)
-            except OSError:
-                pass
         for name in self.config.get("preload") or ():
-            try:
+            with contextlib.suppress(Exception):
                 __import__(str(name))
-            except Exception:  # noqa: S110 - preloading is an optimisation only
-                pass
-        try:
+        with contextlib.suppress(OSError):
             os.chdir(self.data_dir)
-        except OSError:
-            pass
         sys.argv = [""]
 
     def _on_alarm(self, signum: int, frame: object) -> None:
@@ -156,10 +151,8 @@ class Kernel:
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        except FileNotFoundError:
-            pass
         server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         server.bind(path + ".tmp")
         os.rename(path + ".tmp", path)  # appears only once listening would succeed
@@ -229,10 +222,11 @@ class Kernel:
                 self.in_cell = False
                 if os.getpid() != self.pid:
                     os._exit(0)  # a forked copy of the kernel never returns to the server loop
-        except CellTimeout:
+        except CellTimeout as exc:
             timed_out = True
-            error = {"name": "TimeoutError", "value": f"Execution timed out after {timeout:g} s",
-                     "traceback": self.format_tb(CellTimeout())}
+            value = f"Execution timed out after {timeout:g} s"
+            tb = self.format_tb(exc).rstrip("\n").rpartition("\n")[0]
+            error = {"name": "TimeoutError", "value": value, "traceback": f"{tb}\nTimeoutError: {value}\n"}
         except BaseException as exc:
             if os.getpid() != self.pid:
                 os._exit(1)
@@ -265,7 +259,8 @@ class Kernel:
         tree = ast.parse(code, filename, "exec")
         last: ast.Expression | None = None
         if tree.body and isinstance(tree.body[-1], ast.Expr):
-            last = ast.Expression(tree.body.pop().value)
+            last = ast.Expression(tree.body[-1].value)
+            tree.body.pop()
         exec(compile(tree, filename, "exec"), self.ns)
         if last is None:
             return None
@@ -302,10 +297,8 @@ class Kernel:
     def close_figures(self) -> None:
         plt = sys.modules.get("matplotlib.pyplot")
         if plt is not None:
-            try:
+            with contextlib.suppress(Exception):
                 plt.close("all")
-            except Exception:  # noqa: S110
-                pass
 
     # -- processes and files --------------------------------------------------------------------------
     def reap(self) -> None:
@@ -313,10 +306,8 @@ class Kernel:
         for _ in range(50):
             if not self.strays():
                 break
-            try:
+            with contextlib.suppress(OSError):
                 os.kill(-1, signal.SIGKILL)
-            except OSError:
-                pass
             self.wait_children()
         self.wait_children()
 
@@ -390,16 +381,14 @@ class Supervisor:
 
     def forward(self, signum: int, frame: object) -> None:
         if self.kernel:
-            try:
+            with contextlib.suppress(OSError):
                 os.kill(self.kernel, signal.SIGINT if signum == signal.SIGINT else signal.SIGKILL)
-            except OSError:
-                pass
 
     def run(self) -> None:
         signal.signal(signal.SIGINT, self.forward)
         signal.signal(signal.SIGUSR1, self.forward)
-        sock = self.config.get("socket")
-        exit_file = os.path.join(os.path.dirname(str(sock)), "exit") if sock else None
+        state_dir = self.config.get("state_dir")
+        exit_file = os.path.join(str(state_dir), "exit") if state_dir else None
         restarts = 0
         while True:
             started = time.monotonic()
@@ -411,16 +400,12 @@ class Supervisor:
             self.kernel = 0
             restarts += 1
             if exit_file:
-                try:
+                with contextlib.suppress(OSError):
                     with open(exit_file + ".tmp", "w") as fh:
                         json.dump({"status": os.waitstatus_to_exitcode(status), "restarts": restarts}, fh)
                     os.replace(exit_file + ".tmp", exit_file)
-                except OSError:
-                    pass
-            try:
+            with contextlib.suppress(OSError):
                 os.kill(-1, signal.SIGKILL)  # init is never signalled by kill(-1)
-            except OSError:
-                pass
             while True:
                 try:
                     if os.waitpid(-1, os.WNOHANG)[0] == 0:
@@ -438,11 +423,8 @@ def main() -> None:
         source = sys.orig_argv[sys.orig_argv.index("-c") + 1]
         Supervisor([sys.executable, "-c", source, "kernel", sys.argv[2]], config).run()
         return
-    try:
-        with open("/proc/self/oom_score_adj", "w") as fh:
-            fh.write("1000")  # under memory pressure the kernel dies, not PID 1
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as fh:
+        fh.write("1000")  # under memory pressure the kernel dies, not PID 1
     kernel = Kernel(config)
     kernel.setup()
     if config.get("socket"):

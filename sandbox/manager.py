@@ -15,7 +15,8 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
+from typing import Any
 
 import docker
 import docker.errors
@@ -73,6 +74,7 @@ class SandboxManager:
         self._refill = asyncio.Event()
         self._reap_interval = reap_interval or max(1.0, min(60.0, idle_ttl / 4, max_lifetime / 4))
         self._fills: set[asyncio.Task[None]] = set()
+        self._pool_changed = asyncio.Condition()
         self._failures = 0
         self._started = False
         self._closed = False
@@ -224,13 +226,12 @@ class SandboxManager:
         await asyncio.to_thread(destroy_box, self.client, box.name, box.volumes, box.container)
 
     # -- background -----------------------------------------------------------------------------------
-    def _spawn(self, coro: object) -> None:
-        task: asyncio.Task[object] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
+        task: asyncio.Task[object] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _refill_loop(self) -> None:
-        failures = 0
         while True:
             await self._refill.wait()
             self._refill.clear()
@@ -258,8 +259,19 @@ class SandboxManager:
         self._failures = 0
         if self._closed:
             await session.close()
-        else:
-            self._pool.append(session)
+            return
+        self._pool.append(session)
+        async with self._pool_changed:
+            self._pool_changed.notify_all()
+
+    async def warm(self, limit: float = 120.0) -> None:
+        """Wait until the pool holds ``pool_size`` ready containers (start-up, benchmarks, tests)."""
+        self._check_open()
+        try:
+            async with asyncio.timeout(limit), self._pool_changed:
+                await self._pool_changed.wait_for(lambda: len(self._pool) >= self.pool_size)
+        except TimeoutError as exc:
+            raise SandboxUnavailable(f"the sandbox pool did not fill within {limit:g} s") from exc
 
     async def _reap_loop(self) -> None:
         while True:

@@ -67,9 +67,9 @@ class Session:
     def container_name(self) -> str:
         return self._box.name
 
-    async def wait_ready(self, timeout: float | None = None) -> None:
+    async def wait_ready(self, limit: float | None = None) -> None:
         """Connect to the kernel and wait until it answers a ping (after it preloaded its libraries)."""
-        deadline = time.monotonic() + (timeout or self._spec.limits.start_timeout)
+        deadline = time.monotonic() + (limit or self._spec.limits.start_timeout)
         delay = 0.005
         checked = time.monotonic()
         while True:
@@ -99,11 +99,11 @@ class Session:
             return await connect_attach(self._client, self._box.container.id or "", self._reply_limit)
         return await connect_unix(self._box.socket_path, self._reply_limit)
 
-    async def ping(self, timeout: float = 2.0) -> bool:
+    async def ping(self, wait: float = 2.0) -> bool:
         if self._closed or self._channel is None or self.busy:
             return False
         try:
-            await self._channel.request({"op": "ping"}, timeout)
+            await self._channel.request({"op": "ping"}, wait)
         except (ChannelClosed, TimeoutError):
             return False
         return True
@@ -126,7 +126,7 @@ class Session:
             raise SessionClosed(f"sandbox session {self.key!r} is closed")
 
     # -- execution ------------------------------------------------------------------------------------
-    async def execute(self, code: str, timeout: float | None = None) -> ExecResult:
+    async def execute(self, code: str, timeout: float | None = None) -> ExecResult:  # noqa: ASYNC109
         """Run ``code`` in the session's kernel. Errors of the code come back in the result."""
         timeout = float(timeout if timeout is not None else self._spec.limits.timeout)
         async with self._lock:
@@ -138,7 +138,7 @@ class Session:
             self.last_used = time.monotonic()
             return result
 
-    async def _execute(self, code: str, timeout: float) -> ExecResult:
+    async def _execute(self, code: str, timeout: float) -> ExecResult:  # noqa: ASYNC109
         lim = self._spec.limits
         oom_before = self._box.oom_count()
         if self._channel is None:
@@ -169,7 +169,8 @@ class Session:
             if oom or (oom is None and status == -9):
                 return self._reset_result(
                     "MemoryError",
-                    f"The kernel ran out of memory (limit {lim.memory_mb} MB) and was restarted; {RESET_NOTE}.",
+                    f"The kernel ran out of memory (limit {lim.memory_mb} MB) and was restarted; "
+                    f"{RESET_NOTE}.",
                     oom_killed=True,
                 )
             return self._reset_result("KernelDied", f"The kernel exited (status {status}); {RESET_NOTE}.")
@@ -202,7 +203,9 @@ class Session:
             raise SessionClosed(f"sandbox session {self.key!r} died and could not be restarted") from exc
         return self._box.exit_status()
 
-    def _reset_result(self, name: str, message: str, timed_out: bool = False, oom_killed: bool = False) -> ExecResult:
+    def _reset_result(
+        self, name: str, message: str, timed_out: bool = False, oom_killed: bool = False
+    ) -> ExecResult:
         return ExecResult(
             error=ErrorInfo(name, message, f"{name}: {message}\n"),
             stderr=f"{name}: {message}\n",
@@ -223,7 +226,8 @@ class Session:
             return value if len(data) <= limit else data[:limit].decode("utf-8", "ignore")
 
         stdout, stderr = text("stdout", cap), text("stderr", cap)
-        truncated = bool(reply.get("truncated")) or stdout != reply.get("stdout") or stderr != reply.get("stderr")
+        truncated = bool(reply.get("truncated"))
+        truncated = truncated or stdout != reply.get("stdout") or stderr != reply.get("stderr")
         error = None
         err = reply.get("error")
         if isinstance(err, dict):
@@ -259,7 +263,9 @@ class Session:
 
     # -- files ----------------------------------------------------------------------------------------
     async def write_file(self, path: str, data: bytes) -> None:
-        """Write ``data`` to ``/mnt/data/<path>`` (owned by the sandbox user). Raises PathError, StorageFull."""
+        """Write ``data`` to ``/mnt/data/<path>`` (owned by the sandbox user).
+
+        Raises PathError, StorageFull."""
         self._check_open()
         await asyncio.to_thread(fs.write_file, self._box.data_dir, path, data)
         self.last_used = time.monotonic()

@@ -33,7 +33,9 @@ def owner_of_key(key: str | None) -> str:
 
 
 def owner(request: web.Request) -> str:
-    return str(request["owner"])
+    from agent.app_keys import OWNER
+
+    return request[OWNER]
 
 
 def store(request: web.Request) -> Store:

@@ -17,8 +17,8 @@ Scores (``Hit.score``, 0..1, higher is better):
   query strings the best cosine over them is used.
 
 Query text is never passed to FTS5 as syntax: it is split into ``\\w+`` terms, each term is quoted,
-and the terms are OR-combined (English stop words are dropped when other terms remain), so partial
-matches rank and quotes, parentheses, ``AND``, ``*``, ``-`` or ``:`` cannot cause errors.
+and the terms are OR-combined (English stop words, and terms occurring in more than half of all
+chunks, are dropped when other terms remain), so partial matches rank and quotes, parentheses, ``AND``, ``*``, ``-`` or ``:`` cannot cause errors.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from .chunk import Chunk
 from .embed import Embedder, EmbeddingError, normalize
 from .filters import matches_filter, validate_filter
 
-__all__ = ["Hit", "SearchIndex", "build_match_query"]
+__all__ = ["Hit", "SearchIndex", "build_match_query", "query_terms"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -81,8 +81,8 @@ _TERM = re.compile(r"\w+")
 _MAX_TERMS = 64
 
 
-def build_match_query(query: str | Sequence[str]) -> str:
-    """An FTS5 MATCH expression OR-ing the quoted terms of ``query`` ("" when there are none)."""
+def query_terms(query: str | Sequence[str]) -> list[str]:
+    """Distinct lower-cased ``\\w+`` terms of the query (stop words dropped unless nothing else is left)."""
     texts = [query] if isinstance(query, str) else list(query)
     terms: dict[str, None] = {}
     for text in texts:
@@ -90,8 +90,30 @@ def build_match_query(query: str | Sequence[str]) -> str:
             terms.setdefault(term, None)
     words = list(terms)
     content = [t for t in words if t not in _STOP_WORDS]
-    words = (content or words)[:_MAX_TERMS]
-    return " OR ".join(f'"{w}"' for w in words)
+    return (content or words)[:_MAX_TERMS]
+
+
+def build_match_query(query: str | Sequence[str]) -> str:
+    """An FTS5 MATCH expression OR-ing the quoted terms of ``query`` ("" when there are none)."""
+    return _or_terms(query_terms(query))
+
+
+def _or_terms(terms: Sequence[str]) -> str:
+    return " OR ".join(f'"{t}"' for t in terms)
+
+
+def _prune_common_terms(conn: sqlite3.Connection, terms: list[str]) -> list[str]:
+    """Drop terms found in more than half of all chunks, unless every term is that common.
+
+    FTS5 clamps the IDF of such terms to ~0, so they cannot change the ranking, but scoring their
+    (huge) posting lists dominates query time. Each probe reads at most N/2 + 1 postings.
+    """
+    if len(terms) < 2:
+        return terms
+    half = int(conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]) // 2
+    probe = "SELECT COUNT(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT ?)"
+    kept = [t for t in terms if conn.execute(probe, (f'"{t}"', half + 1)).fetchone()[0] <= half]
+    return kept or terms
 
 
 @dataclass(slots=True)
@@ -301,14 +323,14 @@ class SearchIndex:
         if max_num_results < 1 or not store_ids:
             return []
         queries = [query] if isinstance(query, str) else [q for q in query if isinstance(q, str)]
-        match = build_match_query(queries)
+        terms = query_terms(queries)
         qvecs: list[list[float]] | None = None
         if self.embedder is not None and any(q.strip() for q in queries):
             qvecs = await self._embed([q for q in queries if q.strip()])
-        if not match and qvecs is None:
+        if not terms and qvecs is None:
             return []
         run = functools.partial(
-            self._search_sync, store_ids, match, qvecs, filters, max_num_results, score_threshold
+            self._search_sync, store_ids, terms, qvecs, filters, max_num_results, score_threshold
         )
         return await self._read(run)
 
@@ -328,7 +350,7 @@ class SearchIndex:
     def _search_sync(
         self,
         store_ids: list[str],
-        match: str,
+        terms: list[str],
         qvecs: list[list[float]] | None,
         filters: Mapping[str, Any] | None,
         limit: int,
@@ -349,7 +371,8 @@ class SearchIndex:
         fids = json.dumps(list(files))
 
         lexical: dict[int, tuple[int, int, float]] = {}  # chunk id -> (fid, chunk_index, normalised)
-        if match:
+        if terms:
+            match = _or_terms(_prune_common_terms(conn, terms))
             n = max(limit, self.lexical_candidates) if qvecs is not None else limit
             for cid, fid, index, s in conn.execute(_LEXICAL_SQL, (match, fids, n)):
                 s = max(float(s), 0.0)

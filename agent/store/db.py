@@ -1,5 +1,7 @@
 """Every kind of object is one row: indexed columns for lookups plus the wire JSON in ``data``.
 
+Generic columns: ``parent`` (thread of messages/runs/steps, vector store of its files), ``run_id`` (run of
+messages/steps, batch of vector store files), ``status`` (runs and vector store files; a file's purpose).
 Rows are ordered by ``seq`` (insertion order), which breaks ties among objects created in the same
 second and gives the cursor pagination of spec §0.3. Owners are hashed API keys, never the keys.
 """
@@ -52,6 +54,7 @@ def _table(kind: str) -> sa.Table:
 
 
 TABLES = {kind: _table(kind) for kind in KINDS}
+STATUS_KINDS = ("run", "vector_store_file")  # kinds whose ``status`` column mirrors the object's status
 ACTIVE_RUN = ("queued", "in_progress", "requires_action", "cancelling")
 
 
@@ -143,6 +146,31 @@ class Store:
             rows = await conn.execute(sa.select(t.c.data).where(t.c.status.in_(statuses)).order_by(t.c.seq))
             return [json.loads(r[0]) for r in rows]
 
+    async def count_by(self, kind: str, owner: str, parent: str, run_id: str | None = None) -> dict[str, int]:
+        t = TABLES[kind]
+        q = sa.select(t.c.status, sa.func.count()).where(t.c.owner == owner, t.c.parent == parent)
+        if run_id is not None:
+            q = q.where(t.c.run_id == run_id)
+        async with self.engine.connect() as conn:
+            return {status: n for status, n in await conn.execute(q.group_by(t.c.status))}
+
+    async def delete_where(self, kind: str, **where: Any) -> None:
+        t = TABLES[kind]
+        q = sa.delete(t)
+        for col, value in where.items():
+            q = q.where(t.c[col] == value)
+        async with self.write() as conn:
+            await conn.execute(q)
+
+    async def find(self, kind: str, **where: Any) -> list[tuple[str, dict[str, Any]]]:
+        """(owner, object) of every row matching the column values, in insertion order."""
+        t = TABLES[kind]
+        q = sa.select(t.c.owner, t.c.data).order_by(t.c.seq)
+        for col, value in where.items():
+            q = q.where(t.c[col] == value)
+        async with self.engine.connect() as conn:
+            return [(o, json.loads(d)) for o, d in await conn.execute(q)]
+
     async def owner_of(self, kind: str, object_id: str) -> str | None:
         t = TABLES[kind]
         async with self.engine.connect() as conn:
@@ -187,9 +215,9 @@ async def get(
 
 
 async def insert(conn: AsyncConnection, kind: str, obj: dict[str, Any], owner: str, **cols: Any) -> None:
-    values = {"id": obj["id"], "owner": owner, "created_at": obj.get("created_at", 0), "data": json.dumps(obj)}
-    values.setdefault("status", obj.get("status") if kind == "run" else None)
-    await conn.execute(sa.insert(TABLES[kind]).values(**values, **cols))
+    values = {"id": obj["id"], "owner": owner, "created_at": obj.get("created_at", 0), "data": json.dumps(obj),
+              "status": obj.get("status") if kind in STATUS_KINDS else None, **cols}
+    await conn.execute(sa.insert(TABLES[kind]).values(**values))
 
 
 async def update(
@@ -197,7 +225,7 @@ async def update(
 ) -> None:
     t = TABLES[kind]
     values: dict[str, Any] = {"data": json.dumps(obj), **cols}
-    if kind == "run":
+    if kind in STATUS_KINDS:
         values["status"] = obj["status"]
     q = sa.update(t).where(t.c.id == obj["id"], t.c.owner == owner)
     if parent is not None:

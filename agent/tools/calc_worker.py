@@ -57,6 +57,7 @@ DISPLAY_DIGITS = 1000
 """Exact results longer than this are shown in scientific notation (``≈1.234567890e+2567``)."""
 MAX_ROUND_DIGITS = 1000
 _LOG10_2 = math.log10(2)
+_LOG10_E = math.log10(math.e)
 
 Number = int | Fraction | float
 
@@ -239,7 +240,9 @@ def _check_node(node: ast.AST, parent: ast.AST | None) -> None:
         _reject(f"the operator '{_OP_SYMBOLS.get(type(node.op), type(node.op).__name__)}' is not supported")
     elif isinstance(node, ast.UnaryOp):
         if not isinstance(node.op, _UNARYOPS):
-            _reject(f"the operator '{_OP_SYMBOLS.get(type(node.op), type(node.op).__name__)}' is not supported")
+            _reject(
+                f"the operator '{_OP_SYMBOLS.get(type(node.op), type(node.op).__name__)}' is not supported"
+            )
     elif isinstance(node, ast.BoolOp):
         return
     elif isinstance(node, ast.Compare):
@@ -249,6 +252,8 @@ def _check_node(node: ast.AST, parent: ast.AST | None) -> None:
     elif isinstance(node, ast.Call):
         func = node.func
         if not isinstance(func, ast.Name):
+            if type(func) in _REJECTED:
+                _reject(_REJECTED[type(func)])
             if isinstance(func, ast.Constant | ast.BinOp | ast.UnaryOp | ast.Call):
                 _reject("only named functions can be called; for multiplication write the '*', e.g. 2*(3+4)")
             _reject("only the calculator's own functions can be called: " + _allowed_names())
@@ -321,7 +326,9 @@ def _norm(x: Number) -> Number:
 
 def _too_large(digits: float, what: str = "the exact result") -> NoReturn:
     digits = max(digits, MAX_DIGITS + 1)
-    if digits >= 1e15:
+    if math.isinf(digits):
+        size = "astronomically many"
+    elif digits >= 1e15:
         size = f"about 10^{math.log10(digits):.0f}"
     else:
         size = f"about {int(digits):,}"
@@ -515,27 +522,31 @@ def _log_pos(x: Number) -> float:
 
 
 def _exact_log(x: Number, base: Number) -> int | None:
-    if not (_is_rational(x) and _is_rational(base)):
+    if not (isinstance(x, int | Fraction) and isinstance(base, int | Fraction)):
         return None
     approx = _log_pos(x) / _log_pos(base)
     k = round(approx)
     if abs(approx - k) > 1e-6 or (k == 0 and x != 1):
         return None
     # |k| * bits(base) ~ bits(x), so this power is cheap
-    if abs(k) * max(_bits(base), 1) > _bits(x) + 64:  # type: ignore[arg-type]
+    if abs(k) * max(_bits(base), 1) > _bits(x) + 64:
         return None
-    return k if Fraction(base) ** k == x else None  # type: ignore[arg-type]
+    return k if Fraction(base) ** k == x else None
 
 
 def _log_any(x: Number, base: Number | None, name: str) -> Number:
     if x <= 0:
-        raise CalculatorError(f"math domain error: {name} is only defined for positive numbers (got {format_value(x)})")
+        raise CalculatorError(
+            f"math domain error: {name} is only defined for positive numbers (got {format_value(x)})"
+        )
     if base is None:
         if x == 1:
             return 0
         return _norm(_log_pos(x))
     if base <= 0 or base == 1:
-        raise CalculatorError(f"math domain error: the base of a logarithm must be positive and not 1 (got {format_value(base)})")
+        raise CalculatorError(
+            f"math domain error: a logarithm base must be positive and not 1 (got {format_value(base)})"
+        )
     exact = _exact_log(x, base)
     if exact is not None:
         return exact
@@ -561,21 +572,43 @@ def _exp(x: Number) -> Number:
         raise CalculatorError(f"exp({format_value(x)}) is too large for floating point (overflow)") from None
 
 
-def _lgamma_digits(n: int) -> float:
-    """Approximate number of decimal digits of n!."""
-    return math.lgamma(n + 1) / math.log(10) + 1
+def _log10_factorial(n: int) -> float:
+    """log10(n!) for 0 <= n < 2**64 (lgamma is accurate enough for a size check)."""
+    return math.lgamma(n + 1) / math.log(10)
+
+
+def _comb_digit_bounds(n: int, k: int) -> tuple[float, float]:
+    """Bounds on log10(comb(n, k)) for 0 < k <= n/2 and k < 2**64: (n/k)**k <= comb <= (e*n/k)**k."""
+    lower = k * (math.log10(n) - math.log10(k))
+    return lower, lower + k * _LOG10_E
 
 
 def _factorial(x: Number) -> Number:
     n = _to_int(x, "factorial")
     if n < 0:
         raise CalculatorError(f"math domain error: factorial({n}) is undefined (negative argument)")
-    if n > 10**15:
-        _too_large(n * math.log10(n), f"factorial({format_value(n)})")
-    digits = _lgamma_digits(n)
+    what = f"factorial({format_value(n)})"
+    if n.bit_length() > 64:
+        _too_large(float(n) * math.log10(n) if n.bit_length() < 1000 else math.inf, what)
+    digits = _log10_factorial(n)
     if digits > MAX_DIGITS:
-        _too_large(digits, f"factorial({n})")
+        _too_large(digits, what)
     return math.factorial(n)
+
+
+def _comb_checked(n: int, k: int, name: str, extra_digits: Callable[[], float]) -> None:
+    """Refuse comb/perm results that are certainly over the size limit (the rest is post-checked)."""
+    what = f"{name}({format_value(n)}, {format_value(k)})"
+    k = min(k, n - k)
+    if k == 0:
+        lower = 0.0
+    elif k.bit_length() > 64:
+        _too_large(math.inf, what)
+    else:
+        lower = _comb_digit_bounds(n, k)[0]
+    lower += extra_digits()
+    if lower > MAX_DIGITS:
+        _too_large(lower, what)
 
 
 def _comb(nx: Number, kx: Number) -> Number:
@@ -584,25 +617,23 @@ def _comb(nx: Number, kx: Number) -> Number:
         raise CalculatorError("math domain error: comb() needs non-negative arguments")
     if k > n:
         return 0
-    k = min(k, n - k)
-    if k > 0:
-        digits = (math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)) / math.log(10)
-        if digits > MAX_DIGITS:
-            _too_large(digits, f"comb({n}, {k})")
+    _comb_checked(n, k, "comb", lambda: 0.0)
     return math.comb(n, k)
 
 
 def _perm(nx: Number, kx: Number | None = None) -> Number:
     n = _to_int(nx, "perm")
-    k = n if kx is None else _to_int(kx, "perm")
+    if kx is None:
+        return _factorial(n)
+    k = _to_int(kx, "perm")
     if n < 0 or k < 0:
         raise CalculatorError("math domain error: perm() needs non-negative arguments")
     if k > n:
         return 0
-    if k > 0:
-        digits = (math.lgamma(n + 1) - math.lgamma(n - k + 1)) / math.log(10)
-        if digits > MAX_DIGITS:
-            _too_large(digits, f"perm({n}, {k})")
+    # perm(n, k) = comb(n, k) * k!
+    if k.bit_length() > 64:
+        _too_large(math.inf, f"perm({format_value(n)}, {format_value(k)})")
+    _comb_checked(n, k, "perm", lambda: _log10_factorial(k))
     return math.perm(n, k)
 
 
@@ -639,7 +670,7 @@ def _round(x: Number, ndigits: Number | None = None) -> Number:
 
 
 def _abs(x: Number) -> Number:
-    return abs(x)
+    return -x if x < 0 else x
 
 
 def _min(*args: Number) -> Number:
@@ -777,7 +808,8 @@ class _Rewriter(ast.NodeTransformer):
     def visit_Constant(self, node: ast.Constant) -> ast.AST:
         if isinstance(node.value, float):
             # exact decimal value of the literal as written (0.1 -> 1/10), via the shortest repr
-            return ast.copy_location(ast.Constant(value=_norm(Fraction(repr(node.value)))), node)
+            exact = _norm(Fraction(repr(node.value)))
+            return ast.copy_location(ast.Constant(value=exact), node)  # type: ignore[arg-type]
         return node
 
 
@@ -903,8 +935,9 @@ def format_value(value: object, *, prefer_fraction: bool = False) -> str:
 
     Integers print in full (up to 1000 digits).  A fraction whose denominator has only the factors 2
     and 5 prints as a terminating decimal (``2.5``), other fractions as ``p/q``; with
-    ``prefer_fraction`` every non-integer fraction prints as ``p/q`` (used when the calculation
-    involved a fraction like 1/3, so ``1/3 + 1/6`` gives ``1/2``).  Floats print with ``repr``, except
+    ``prefer_fraction`` (used when the calculation involved a fraction like 1/3) terminating fractions
+    print as ``p/q`` too unless the denominator is a power of ten, so ``1/3 + 1/6`` gives ``1/2`` and
+    ``round(1/3, 4)`` gives ``0.3333``.  Floats print with ``repr``, except
     whole floats below 1e16, which print without ``.0``.  Booleans print as ``True``/``False``.
     """
     if isinstance(value, bool):
@@ -916,13 +949,16 @@ def format_value(value: object, *, prefer_fraction: bool = False) -> str:
         sign = "-" if value < 0 else ""
         if digits <= DISPLAY_DIGITS:
             return str(value)
-        return f"≈{sign}{_scientific(Fraction(abs(value)))} (an integer with {digits:,} digits; too long to show exactly)"
+        approx = _scientific(Fraction(abs(value)))
+        return f"≈{sign}{approx} (an integer with {digits:,} digits; too long to show exactly)"
     if isinstance(value, Fraction):
         if value.denominator == 1:
             return format_value(value.numerator)
         sign = "-" if value < 0 else ""
         num, den = abs(value.numerator), value.denominator
-        places = None if prefer_fraction else _decimal_places(den)
+        places = _decimal_places(den)
+        if prefer_fraction and places is not None and den != 10**places:
+            places = None  # 1/3 + 1/6 -> 1/2, but round(1/3, 4) -> 0.3333
         if places is not None:
             if places <= DISPLAY_DIGITS and num.bit_length() <= 3300:
                 text = str(num * 10**places // den).rjust(places + 1, "0")

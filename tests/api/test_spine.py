@@ -90,9 +90,9 @@ def test_delete_thread_removes_messages(client: openai.OpenAI) -> None:
 def test_pagination_walks_pages_without_gaps(client: openai.OpenAI) -> None:
     t = client.beta.threads.create()
     ids = [client.beta.threads.messages.create(t.id, role="user", content=str(i)).id for i in range(7)]
-    walked = [m.id for m in client.beta.threads.messages.list(t.id, limit=2, order="asc").auto_paging_iter()]
+    walked = [m.id for m in client.beta.threads.messages.list(t.id, limit=2, order="asc")]
     assert walked == ids
-    desc = [m.id for m in client.beta.threads.messages.list(t.id, limit=3).auto_paging_iter()]
+    desc = [m.id for m in client.beta.threads.messages.list(t.id, limit=3)]
     assert desc == ids[::-1]
     page = client.beta.threads.messages.list(t.id, limit=3, order="asc")
     assert page.has_more and page.first_id == ids[0] and page.last_id == ids[2]
@@ -180,7 +180,7 @@ def test_auth_required_and_objects_isolated_by_key(spine: LiveServer) -> None:
         theirs.beta.threads.messages.list(t.id)
     with pytest.raises(openai.NotFoundError):
         theirs.beta.assistants.delete(a.id)
-    assert a.id not in [x.id for x in theirs.beta.assistants.list(limit=100).auto_paging_iter()]
+    assert a.id not in [x.id for x in theirs.beta.assistants.list(limit=100)]
     assert mine.beta.assistants.retrieve(a.id).name == "private"
 
 
@@ -192,7 +192,7 @@ def test_concurrent_message_creates_all_land_in_order(client: openai.OpenAI) -> 
 
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         created = list(pool.map(post, range(50)))
-    listed = list(client.beta.threads.messages.list(t.id, order="asc", limit=100).auto_paging_iter())
+    listed = list(client.beta.threads.messages.list(t.id, order="asc", limit=100))
     assert len(listed) == 50 and {m.id for m in listed} == {c[0] for c in created}
     # listing order is the order the server accepted them, stable across reads
     again = [m.id for m in client.beta.threads.messages.list(t.id, order="asc", limit=100).data]

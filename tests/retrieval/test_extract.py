@@ -105,7 +105,7 @@ def _ooxml(parts: dict[str, str]) -> bytes:
 def test_docx_and_pptx() -> None:
     docx = _ooxml(
         {
-            "word/document.xml": '<w:document><w:body><w:p><w:r><w:t>Hello</w:t></w:r>'
+            "word/document.xml": "<w:document><w:body><w:p><w:r><w:t>Hello</w:t></w:r>"
             '<w:r><w:t xml:space="preserve"> docx &amp; world</w:t></w:r></w:p>'
             "<w:p><w:r><w:t>Second para</w:t></w:r></w:p></w:body></w:document>"
         }

@@ -160,7 +160,9 @@ def _llama_response(vectors: list[Any], order: list[int] | None = None) -> dict[
     }
 
 
-async def test_openai_embedder_wire_format(serve: Callable[[Handler], Awaitable[str]], tmp_path: Path) -> None:
+async def test_openai_embedder_wire_format(
+    serve: Callable[[Handler], Awaitable[str]], tmp_path: Path
+) -> None:
     seen: list[tuple[dict[str, Any], str | None]] = []
 
     async def handler(request: web.Request) -> web.Response:
