@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from aiohttp import web
 
 from agent.api import assistants, files, messages, runs, steps, threads, vector_stores
 from agent.api.common import owner_of_key
-from agent.app_keys import BUS, EXECUTOR, FILE_DELETED, INGESTOR, MODEL, OWNER, SETTINGS, STORE, THREAD_DELETED
+from agent.app_keys import BUS, EXECUTOR, FILE_DELETED, INGESTOR, MODEL, OWNER, SETTINGS, STORE, THREAD_DELETED, TOOLS
 from agent.engine.ingest import Ingestor
 from agent.retrieval import SearchIndex
 from agent.engine.bus import EventBus
@@ -65,6 +67,7 @@ def create_app(settings: Settings | None = None, model: ChatModel | None = None)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_model_ctx(model))
     app.cleanup_ctx.append(_ingest_ctx)
+    app.cleanup_ctx.append(_tools_ctx)
     app.cleanup_ctx.append(_executor_ctx)
     if not settings.keys:
         log.warning("AGENT_API_KEYS is empty: the API is open to anyone who can reach it")
@@ -102,7 +105,7 @@ def _model_ctx(model: ChatModel | None) -> Callable[[web.Application], AsyncIter
 async def _executor_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[BUS] = EventBus()
-    env = Env(model=app[MODEL], tools={}, context=settings.model_context, max_turns=settings.max_run_turns)
+    env = Env(model=app[MODEL], tools=app[TOOLS], context=settings.model_context, max_turns=settings.max_run_turns)
     executor = Executor(app[STORE], app[BUS], env)
     app[EXECUTOR] = executor
     await executor.start()
@@ -121,3 +124,52 @@ async def _ingest_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     await ingestor.close()
     await index.close()
+
+
+async def _tools_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The server-side tools: calculator workers, the sandbox manager (when Docker is there), file_search."""
+    from sandbox import Limits, SandboxManager
+
+    from agent.tools.calculator import Calculator
+    from agent.tools.calculator_tool import CalculatorTool
+    from agent.tools.code_interpreter import CodeInterpreterTool
+    from agent.tools.file_search import FileSearchTool
+
+    settings = app[SETTINGS]
+    calculator = Calculator()
+    await calculator.start()
+    manager: SandboxManager | None = SandboxManager(
+        image=settings.sandbox_image, runtime=settings.sandbox_runtime, pool_size=settings.sandbox_pool,
+        limits=Limits(timeout=settings.code_timeout))
+    try:
+        if not settings.sandbox_enabled:
+            raise RuntimeError("AGENT_SANDBOX_ENABLED is false")
+        if not await manager.available():  # type: ignore[union-attr]
+            raise RuntimeError(f"image {settings.sandbox_image} or the Docker engine is missing")
+        await manager.start()  # type: ignore[union-attr]
+    except Exception as err:
+        log.warning("code_interpreter disabled: %s", err)
+        await manager.close()  # type: ignore[union-attr]
+        manager = None
+
+    async def save(who: str, filename: str, data: bytes) -> dict[str, Any]:
+        return await files.save_bytes(app, who, filename, data)
+
+    async def load(who: str, file_id: str) -> tuple[str, bytes] | None:
+        obj = await app[STORE].get("file", file_id, who)
+        path = files.file_path(app, file_id)
+        if obj is None or not path.exists():
+            return None
+        return obj["filename"], await asyncio.to_thread(path.read_bytes)
+
+    app[TOOLS] = {
+        "calculator": CalculatorTool(calculator),
+        "code_interpreter": CodeInterpreterTool(manager, save, load, timeout=settings.code_timeout),
+        "file_search": FileSearchTool(app[INGESTOR].index),
+    }
+    if manager is not None:
+        app[THREAD_DELETED].append(manager.drop)
+    yield
+    await calculator.close()
+    if manager is not None:
+        await manager.close()

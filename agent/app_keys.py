@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from agent.engine.executor import Executor
     from agent.engine.ingest import Ingestor
     from agent.llm.types import ChatModel
+    from agent.tools import ServerTool
     from agent.settings import Settings
     from agent.store import Store
 
@@ -24,3 +25,4 @@ EXECUTOR: web.AppKey[Executor] = web.AppKey("executor")
 MODEL: web.AppKey[ChatModel] = web.AppKey("model")
 INGESTOR: web.AppKey[Ingestor] = web.AppKey("ingestor")
 OWNER: web.RequestKey[str] = web.RequestKey("owner", str)
+TOOLS: web.AppKey[dict[str, ServerTool]] = web.AppKey("tools")

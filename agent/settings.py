@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     """Image for code_interpreter."""
     sandbox_runtime: str | None = None
     """Docker runtime for the sandbox (e.g. ``runsc``); Docker's default when unset."""
+    sandbox_enabled: bool = True
+    """Offer code_interpreter (needs a Docker engine and the sandbox image)."""
+    sandbox_pool: int = 2
+    """Fresh sandbox containers kept started and waiting (0 starts one on a thread's first call)."""
+    code_timeout: float = 30.0
+    """Seconds one code_interpreter call may run before it is interrupted."""
     run_timeout: int = 600
     """Seconds until a run expires (``expires_at``)."""
     max_body_bytes: int = 32 * 1024 * 1024

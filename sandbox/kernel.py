@@ -303,13 +303,16 @@ class Kernel:
     # -- processes and files --------------------------------------------------------------------------
     def reap(self) -> None:
         """Kill every process in the container except init and this kernel, and reap our children."""
-        for _ in range(50):
-            if not self.strays():
-                break
-            with contextlib.suppress(OSError):
-                os.kill(-1, signal.SIGKILL)
+        for attempt in range(2000):
+            live, zombies = self.strays()
+            if live:
+                with contextlib.suppress(OSError):
+                    os.kill(-1, signal.SIGKILL)  # never reaches init (the supervisor) or this process
             self.wait_children()
-        self.wait_children()
+            if not live and not zombies:
+                return
+            if attempt:
+                time.sleep(0.001)
 
     def wait_children(self) -> None:
         while True:
@@ -320,19 +323,22 @@ class Kernel:
             if pid == 0:
                 return
 
-    def strays(self) -> list[int]:
-        found = []
+    def strays(self) -> tuple[int, int]:
+        """(other live processes, zombie children of this kernel)."""
+        live = zombies = 0
         for name in os.listdir("/proc"):
             if not name.isdigit() or int(name) in (1, self.pid):
                 continue
             try:
                 with open(f"/proc/{name}/stat", "rb") as fh:
-                    state = fh.read().rsplit(b")", 1)[1].split()[0]
+                    fields = fh.read().rsplit(b")", 1)[1].split()
             except (OSError, IndexError):
                 continue
-            if state not in (b"Z", b"X"):
-                found.append(int(name))
-        return found
+            if fields[0] not in (b"Z", b"X"):
+                live += 1
+            elif int(fields[1]) == self.pid:
+                zombies += 1
+        return live, zombies
 
     def snapshot(self) -> dict[str, tuple[int, int, float]]:
         seen: dict[str, tuple[int, int, float]] = {}

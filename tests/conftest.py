@@ -17,6 +17,7 @@ from aiohttp import web
 
 from agent.app import create_app
 from agent.settings import Settings
+from tests.fakes.model_server import ScriptedModel
 
 
 def free_port() -> int:
@@ -70,7 +71,8 @@ def loop_thread() -> Iterator[LoopThread]:
 
 
 def make_settings(tmp: Path, **overrides: Any) -> Settings:
-    base: dict[str, Any] = {"port": free_port(), "data_dir": tmp, "model_url": "http://127.0.0.1:9/v1"}
+    base: dict[str, Any] = {"port": free_port(), "data_dir": tmp, "model_url": "http://127.0.0.1:9/v1",
+                            "sandbox_enabled": False}
     base.update(overrides)
     return Settings(**base)
 
@@ -93,3 +95,34 @@ def client(spine: LiveServer) -> openai.OpenAI:
 
 def docker_required() -> bool:
     return os.environ.get("CI") == "true"
+
+
+@pytest.fixture(scope="session")
+def scripted() -> Iterator[ScriptedModel]:
+    with ScriptedModel() as model:
+        yield model
+
+
+@pytest.fixture(scope="session")
+def engine_server(loop_thread: LoopThread, scripted: ScriptedModel,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A service whose model is the scripted fake (no sandbox)."""
+    settings = make_settings(tmp_path_factory.mktemp("engine"), model_url=scripted.url)
+    server = LiveServer(loop_thread, settings)
+    loop_thread.run(server.start())
+    yield server
+    loop_thread.run(server.stop())
+
+
+@pytest.fixture
+def model(scripted: ScriptedModel) -> ScriptedModel:
+    """The scripted model, with an empty script and no recorded requests for this test."""
+    with scripted._lock:
+        scripted._turns.clear()
+        scripted.requests.clear()
+    return scripted
+
+
+@pytest.fixture
+def sdk(engine_server: LiveServer, model: ScriptedModel) -> openai.OpenAI:
+    return engine_server.client()

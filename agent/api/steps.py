@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from agent.api.common import get_or_404, list_query, owner, page_response, store
+from agent.engine.records import scrub
 
 routes = web.RouteTableDef()
 CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
@@ -18,10 +19,10 @@ def _include_content(request: web.Request) -> bool:
 
 def render(step: dict[str, Any], include_content: bool) -> dict[str, Any]:
     """Strip what is stored for the engine but not shown unless asked (file_search result content)."""
+    step = scrub(step)
     for call in step["step_details"].get("tool_calls") or []:
         body = call.get(call["type"])
         if isinstance(body, dict):
-            body.pop("model_output", None)
             if call["type"] == "file_search" and not include_content:
                 for result in body.get("results") or []:
                     result.pop("content", None)

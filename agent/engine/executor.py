@@ -95,8 +95,16 @@ class Executor:
         run = rec.run
         assistant = await self.store.get("assistant", run["assistant_id"], rec.owner) or {}
         thread = await self.store.get("thread", rec.thread_id, rec.owner) or {}
-        return ToolContext(owner=rec.owner, thread_id=rec.thread_id, run_id=run["id"], assistant=assistant,
-                           thread=thread)
+        attached = [
+            a["file_id"]
+            for _, m in await self.store.find("message", owner=rec.owner, parent=rec.thread_id)
+            for a in m.get("attachments") or []
+            if any(t["type"] == "code_interpreter" for t in a.get("tools") or [])
+        ]
+        ctx = ToolContext(owner=rec.owner, thread_id=rec.thread_id, run_id=run["id"], assistant=assistant,
+                          thread=thread, tools=run["tools"], attached=attached)
+        rec.ctx = ctx
+        return ctx
 
     async def _sweep(self) -> None:
         """Expire overdue runs (including those waiting in requires_action)."""

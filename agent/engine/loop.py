@@ -10,6 +10,7 @@ from agent.engine import prompt
 from agent.engine.records import RunRecorder, add_usage
 from agent.llm.types import ChatModel, ChatRequest, Completion, ModelError, TextDelta, ToolCallDelta, ToolCallStart
 from agent.tools import ServerTool, ToolContext, Toolbox
+from agent.tools.base import StringField
 
 MAX_MODEL_MISTAKES = 3
 
@@ -83,6 +84,7 @@ async def _dispatch(rec: RunRecorder, box: Toolbox, ctx: ToolContext,
                                             f"Available tools: {known}."}
         elif tool is not None:
             output = await tool.invoke(json.loads(call.arguments or "{}"), ctx)
+            ctx.made.extend(output.files)
             record[tool.step_type] = {**record.get(tool.step_type, {}), **output.record}
             outs = output.record.get("outputs")
             if outs:
@@ -129,20 +131,28 @@ def _start_record(call_id: str, name: str, tool: ServerTool | None) -> dict[str,
 
 async def _ask(rec: RunRecorder, model: ChatModel, request: ChatRequest, box: Toolbox) -> Completion:
     """Stream one completion into the run: text into a message, calls into a tool_calls step."""
+    inputs: dict[int, StringField] = {}  # calls whose code streams into the step as it is written
     async for event in model.stream(request):
         if isinstance(event, TextDelta):
             await rec.text_delta(event.text)
         elif isinstance(event, ToolCallStart):
             step = await rec.tool_step_open()
-            record = _start_record(event.id, event.name, box.server.get(event.name))
+            tool = box.server.get(event.name)
+            record = _start_record(event.id, event.name, tool)
             step["step_details"]["tool_calls"].append(record)
             rec.step_delta(step, {"index": event.index, **record})
+            if tool is not None and tool.input_field:
+                inputs[event.index] = StringField(tool.input_field)
         elif isinstance(event, ToolCallDelta) and rec.tool_step is not None:
             record = rec.tool_step["step_details"]["tool_calls"][event.index]
             if record["type"] == "function":
                 record["function"]["arguments"] += event.arguments
                 rec.step_delta(rec.tool_step, {"index": event.index, "type": "function",
                                                "function": {"arguments": event.arguments}})
+            elif event.index in inputs and (piece := inputs[event.index].feed(event.arguments)):
+                kind = record["type"]
+                record[kind]["input"] += piece
+                rec.step_delta(rec.tool_step, {"index": event.index, "type": kind, kind: {"input": piece}})
         elif isinstance(event, Completion):
             rec.run["usage"] = add_usage(rec.run.get("usage"), event.usage.__dict__ if event.usage else None)
             _check_limits(rec.run, event)

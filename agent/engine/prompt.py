@@ -34,11 +34,11 @@ def call_to_chat(call: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
         name, args, output = body["name"], body["arguments"], body.get("output")
     elif kind == "code_interpreter":
         name, args = "code_interpreter", json.dumps({"code": body.get("input", "")})
-        output = body.get("model_output") or "\n".join(
+        output = body.get("_model_output") or "\n".join(
             o["logs"] if o["type"] == "logs" else f"[image {o['image']['file_id']}]" for o in body["outputs"])
     else:
-        name, args = "file_search", json.dumps({"query": body.get("query", "")})
-        output = body.get("model_output") or ""
+        name, args = "file_search", json.dumps({"query": body.get("_model_input", "")})
+        output = body.get("_model_output") or ""
     return {"id": call["id"], "type": "function", "function": {"name": name, "arguments": args}}, output
 
 

@@ -6,12 +6,17 @@ This is where the engine meets the Assistants wire shapes; the loop only calls t
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from agent.api.common import new_id, now
 from agent.api.messages import new_message
 from agent.engine.bus import EventBus
 from agent.store import Store
+from agent.tools import ToolContext
+
+CITATION = re.compile(r"【(?:\d+:)?(\d+)†[^】]*】")
+SANDBOX_LINK = re.compile(r"sandbox:/mnt/data/[^\s)\]\"'<>]+")
 
 TERMINAL = ("completed", "incomplete", "failed", "cancelled", "expired")
 STEP_END = {"completed": "completed", "failed": "failed", "cancelled": "cancelled", "expired": "expired"}
@@ -34,9 +39,11 @@ class RunRecorder:
         self.message: dict[str, Any] | None = None  # the assistant message being written
         self.message_step: dict[str, Any] | None = None
         self.tool_step: dict[str, Any] | None = None  # the tool_calls step being written
+        self.ctx: ToolContext | None = None  # what this leg's tools produced (citations, files)
+        self._shown_images = 0
 
     def publish(self, name: str, data: dict[str, Any]) -> None:
-        self.bus.publish(self.run["id"], name, copy.deepcopy(data))
+        self.bus.publish(self.run["id"], name, scrub(copy.deepcopy(data)))
 
     # --- run ------------------------------------------------------------------------------------
     async def set_status(self, status: str, **fields: Any) -> None:
@@ -112,7 +119,46 @@ class RunRecorder:
             self.message = msg
             self.publish("thread.message.created", msg)
             self.publish("thread.message.in_progress", msg)
+            self._show_images(msg)
         return self.message
+
+    def _show_images(self, msg: dict[str, Any]) -> None:
+        """Charts code_interpreter made in this leg open the next message, as the hosted API showed them."""
+        images = [m["file"]["id"] for m in (self.ctx.made if self.ctx else []) if m.get("image")]
+        for file_id in images[self._shown_images:]:
+            part = {"type": "image_file", "image_file": {"file_id": file_id, "detail": "auto"}}
+            msg["content"].append(part)
+            self.publish("thread.message.delta", {"id": msg["id"], "object": "thread.message.delta",
+                                                  "delta": {"content": [{"index": len(msg["content"]) - 1, **part}]}})
+        self._shown_images = len(images)
+
+    def _annotate(self, msg: dict[str, Any]) -> None:
+        """Turn citation markers and sandbox links in the final text into annotations."""
+        if self.ctx is None:
+            return
+        paths = {m["path"]: m["file"]["id"] for m in self.ctx.made if m.get("path")}
+        for index, part in enumerate(msg["content"]):
+            if part["type"] != "text":
+                continue
+            value, found = part["text"]["value"], []
+            for m in CITATION.finditer(value):
+                n = int(m.group(1))
+                if n < len(self.ctx.sources):
+                    found.append({"type": "file_citation", "text": m.group(0), "start_index": m.start(),
+                                  "end_index": m.end(), "file_citation": {"file_id": self.ctx.sources[n]}})
+            for m in SANDBOX_LINK.finditer(value):
+                file_id = paths.get(m.group(0).removeprefix("sandbox:"))
+                if file_id:
+                    found.append({"type": "file_path", "text": m.group(0), "start_index": m.start(),
+                                  "end_index": m.end(), "file_path": {"file_id": file_id}})
+            if not found:
+                continue
+            found.sort(key=lambda a: a["start_index"])
+            part["text"]["annotations"] = found
+            delta = {"index": index, "type": "text", "text": {"value": "", "annotations": [
+                {"index": i, **a} for i, a in enumerate(found)]}}
+            self.publish("thread.message.delta", {"id": msg["id"], "object": "thread.message.delta",
+                                                  "delta": {"content": [delta]}})
 
     async def text_delta(self, text: str) -> None:
         msg = await self.message_open()
@@ -136,6 +182,7 @@ class RunRecorder:
         self.message = self.message_step = None
         msg["status"] = status
         if status == "completed":
+            self._annotate(msg)
             msg["completed_at"] = now()
         else:
             msg["incomplete_at"] = now()
@@ -162,3 +209,11 @@ class RunRecorder:
                                      where={"run_id": self.run["id"]})
         return [s for s in page.data if s["status"] == "in_progress"]
 
+
+def scrub(obj: Any) -> Any:
+    """Drop engine-only fields (``_model_output`` and the like) from what clients see."""
+    if isinstance(obj, dict):
+        return {k: scrub(v) for k, v in obj.items() if not k.startswith("_")}
+    if isinstance(obj, list):
+        return [scrub(v) for v in obj]
+    return obj

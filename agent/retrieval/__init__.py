@@ -23,7 +23,8 @@ from .chunk import (
 from .embed import Embedder, EmbeddingError, EmbeddingsUnavailable, OpenAIEmbedder
 from .extract import SUPPORTED_EXTENSIONS, ExtractionError, InvalidFile, UnsupportedFile, extract_text
 from .filters import InvalidFilter, matches_filter, validate_filter
-from .index import Hit, SearchIndex, build_match_query
+from .index import Hit, SearchIndex
+from .query import build_match_query
 
 __all__ = [
     "AUTO_CHUNK_OVERLAP_TOKENS",

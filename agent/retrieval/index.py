@@ -17,8 +17,9 @@ Scores (``Hit.score``, 0..1, higher is better):
   query strings the best cosine over them is used.
 
 Query text is never passed to FTS5 as syntax: it is split into ``\\w+`` terms, each term is quoted,
-and the terms are OR-combined (English stop words, and terms occurring in more than half of all
-chunks, are dropped when other terms remain), so partial matches rank and quotes, parentheses, ``AND``, ``*``, ``-`` or ``:`` cannot cause errors.
+and the terms are OR-combined, so partial matches rank and quotes, parentheses, ``AND``, ``*``, ``-``
+or ``:`` cannot cause errors. English stop words, and terms found in more than half of all chunks
+(whose BM25 IDF FTS5 clamps to ~0), are dropped while other matching terms remain.
 """
 
 from __future__ import annotations
@@ -29,11 +30,10 @@ import heapq
 import json
 import logging
 import operator
-import re
 import sqlite3
 import threading
 from array import array
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +42,9 @@ from typing import Any, TypeVar
 from .chunk import Chunk
 from .embed import Embedder, EmbeddingError, normalize
 from .filters import matches_filter, validate_filter
+from .query import or_terms, prune_common_terms, query_terms
 
-__all__ = ["Hit", "SearchIndex", "build_match_query", "query_terms"]
+__all__ = ["Hit", "SearchIndex"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -70,51 +71,6 @@ WHERE chunks_fts MATCH ? AND c.fid IN ({_IDS})
 ORDER BY bm25(chunks_fts) LIMIT ?
 """
 
-# fmt: off
-_STOP_WORDS = frozenset([
-    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "from", "has", "have", "how", "i",
-    "in", "is", "it", "its", "of", "on", "or", "that", "the", "this", "to", "was", "what", "when",
-    "where", "which", "who", "why", "will", "with", "you", "your", "do", "does", "did", "can"
-])
-# fmt: on
-_TERM = re.compile(r"\w+")
-_MAX_TERMS = 64
-
-
-def query_terms(query: str | Sequence[str]) -> list[str]:
-    """Distinct lower-cased ``\\w+`` terms of the query (stop words dropped unless nothing else is left)."""
-    texts = [query] if isinstance(query, str) else list(query)
-    terms: dict[str, None] = {}
-    for text in texts:
-        for term in _TERM.findall(text.lower()):
-            terms.setdefault(term, None)
-    words = list(terms)
-    content = [t for t in words if t not in _STOP_WORDS]
-    return (content or words)[:_MAX_TERMS]
-
-
-def build_match_query(query: str | Sequence[str]) -> str:
-    """An FTS5 MATCH expression OR-ing the quoted terms of ``query`` ("" when there are none)."""
-    return _or_terms(query_terms(query))
-
-
-def _or_terms(terms: Sequence[str]) -> str:
-    return " OR ".join(f'"{t}"' for t in terms)
-
-
-def _prune_common_terms(conn: sqlite3.Connection, terms: list[str]) -> list[str]:
-    """Drop terms found in more than half of all chunks, unless every term is that common.
-
-    FTS5 clamps the IDF of such terms to ~0, so they cannot change the ranking, but scoring their
-    (huge) posting lists dominates query time. Each probe reads at most N/2 + 1 postings.
-    """
-    if len(terms) < 2:
-        return terms
-    half = int(conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]) // 2
-    probe = "SELECT COUNT(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT ?)"
-    kept = [t for t in terms if conn.execute(probe, (f'"{t}"', half + 1)).fetchone()[0] <= half]
-    return kept or terms
-
 
 @dataclass(slots=True)
 class Hit:
@@ -125,6 +81,23 @@ class Hit:
     text: str
     attributes: dict[str, Any] | None
     chunk_index: int
+
+    def to_search_result(self) -> dict[str, Any]:
+        """An item of ``vector_stores.search``'s ``data`` (spec §1.7)."""
+        return {
+            "file_id": self.file_id,
+            "filename": self.filename,
+            "score": self.score,
+            "attributes": self.attributes or {},
+            "content": [{"type": "text", "text": self.text}],
+        }
+
+    def to_tool_result(self, include_content: bool = False) -> dict[str, Any]:
+        """An item of a file_search tool call's ``results`` (spec §2.6)."""
+        out: dict[str, Any] = {"file_id": self.file_id, "file_name": self.filename, "score": self.score}
+        if include_content:
+            out["content"] = [{"type": "text", "text": self.text}]
+        return out
 
 
 @dataclass(slots=True)
@@ -372,7 +345,7 @@ class SearchIndex:
 
         lexical: dict[int, tuple[int, int, float]] = {}  # chunk id -> (fid, chunk_index, normalised)
         if terms:
-            match = _or_terms(_prune_common_terms(conn, terms))
+            match = or_terms(prune_common_terms(conn, terms))
             n = max(limit, self.lexical_candidates) if qvecs is not None else limit
             for cid, fid, index, s in conn.execute(_LEXICAL_SQL, (match, fids, n)):
                 s = max(float(s), 0.0)

@@ -349,6 +349,16 @@ def _to_float(x: Number) -> float:
         raise CalculatorError("a number is too large to convert to floating point") from None
 
 
+def _short(x: Number) -> str:
+    """A number for an error message: exact if short, else an approximation."""
+    text = format_value(x)
+    if len(text) <= 40:
+        return text
+    if isinstance(x, int | Fraction):
+        return ("≈-" if x < 0 else "≈") + _scientific(abs(Fraction(x)))
+    return text[:40] + "…"
+
+
 def _to_int(x: Number, fname: str) -> int:
     if isinstance(x, bool):
         return int(x)
@@ -358,7 +368,7 @@ def _to_int(x: Number, fname: str) -> int:
         return x.numerator
     if isinstance(x, float) and x.is_integer():
         return int(x)
-    raise CalculatorError(f"{fname}() needs whole numbers (got {format_value(x)})")
+    raise CalculatorError(f"{fname}() needs whole numbers (got {_short(x)})")
 
 
 def _add(a: Number, b: Number) -> Number:
@@ -449,6 +459,8 @@ def _pow(a: Number, b: Number) -> Number:
                 return 1
             if a == -1:
                 return 1 if exp % 2 == 0 else -1
+            if exp.bit_length() > 64:  # and |a| is not 0 or 1: at least 2**64 bits
+                _too_large(math.inf)
             fa = Fraction(a)
             log2_base = max(math.log2(abs(fa.numerator)), math.log2(fa.denominator))
             _guard_bits(abs(exp) * log2_base)  # estimate; the exact size is checked afterwards
@@ -485,7 +497,7 @@ def _float_fn(name: str, fn: Callable[[float], float]) -> Callable[[Number], Num
         try:
             return _norm(fn(_to_float(x)))
         except ValueError:
-            raise CalculatorError(f"math domain error: {name}({format_value(x)}) is undefined") from None
+            raise CalculatorError(f"math domain error: {name}({_short(x)}) is undefined") from None
 
     wrapper.__name__ = name
     return wrapper
@@ -494,7 +506,7 @@ def _float_fn(name: str, fn: Callable[[float], float]) -> Callable[[Number], Num
 def _sqrt(x: Number) -> Number:
     if x < 0:
         raise CalculatorError(
-            f"math domain error: sqrt({format_value(x)}) is not a real number (negative argument)"
+            f"math domain error: sqrt({_short(x)}) is not a real number (negative argument)"
         )
     if isinstance(x, int | Fraction):
         root = _exact_root(x, 2)
@@ -528,8 +540,7 @@ def _exact_log(x: Number, base: Number) -> int | None:
     k = round(approx)
     if abs(approx - k) > 1e-6 or (k == 0 and x != 1):
         return None
-    # |k| * bits(base) ~ bits(x), so this power is cheap
-    if abs(k) * max(_bits(base), 1) > _bits(x) + 64:
+    if abs(k) > MAX_BITS:  # base**k is about as large as x (|approx - k| is tiny), so this is cheap
         return None
     return k if Fraction(base) ** k == x else None
 
@@ -537,7 +548,7 @@ def _exact_log(x: Number, base: Number) -> int | None:
 def _log_any(x: Number, base: Number | None, name: str) -> Number:
     if x <= 0:
         raise CalculatorError(
-            f"math domain error: {name} is only defined for positive numbers (got {format_value(x)})"
+            f"math domain error: {name} is only defined for positive numbers (got {_short(x)})"
         )
     if base is None:
         if x == 1:
@@ -545,7 +556,7 @@ def _log_any(x: Number, base: Number | None, name: str) -> Number:
         return _norm(_log_pos(x))
     if base <= 0 or base == 1:
         raise CalculatorError(
-            f"math domain error: a logarithm base must be positive and not 1 (got {format_value(base)})"
+            f"math domain error: a logarithm base must be positive and not 1 (got {_short(base)})"
         )
     exact = _exact_log(x, base)
     if exact is not None:
@@ -569,7 +580,7 @@ def _exp(x: Number) -> Number:
     try:
         return _norm(math.exp(_to_float(x)))
     except OverflowError:
-        raise CalculatorError(f"exp({format_value(x)}) is too large for floating point (overflow)") from None
+        raise CalculatorError(f"exp({_short(x)}) is too large for floating point (overflow)") from None
 
 
 def _log10_factorial(n: int) -> float:
@@ -579,6 +590,9 @@ def _log10_factorial(n: int) -> float:
 
 def _comb_digit_bounds(n: int, k: int) -> tuple[float, float]:
     """Bounds on log10(comb(n, k)) for 0 < k <= n/2 and k < 2**64: (n/k)**k <= comb <= (e*n/k)**k."""
+    if n < 2**53:  # lgamma is accurate to a few digits here
+        exact = (math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)) / math.log(10)
+        return exact, exact
     lower = k * (math.log10(n) - math.log10(k))
     return lower, lower + k * _LOG10_E
 
@@ -587,7 +601,7 @@ def _factorial(x: Number) -> Number:
     n = _to_int(x, "factorial")
     if n < 0:
         raise CalculatorError(f"math domain error: factorial({n}) is undefined (negative argument)")
-    what = f"factorial({format_value(n)})"
+    what = f"factorial({_short(n)})"
     if n.bit_length() > 64:
         _too_large(float(n) * math.log10(n) if n.bit_length() < 1000 else math.inf, what)
     digits = _log10_factorial(n)
@@ -598,7 +612,7 @@ def _factorial(x: Number) -> Number:
 
 def _comb_checked(n: int, k: int, name: str, extra_digits: Callable[[], float]) -> None:
     """Refuse comb/perm results that are certainly over the size limit (the rest is post-checked)."""
-    what = f"{name}({format_value(n)}, {format_value(k)})"
+    what = f"{name}({_short(n)}, {_short(k)})"
     k = min(k, n - k)
     if k == 0:
         lower = 0.0
@@ -632,7 +646,7 @@ def _perm(nx: Number, kx: Number | None = None) -> Number:
         return 0
     # perm(n, k) = comb(n, k) * k!
     if k.bit_length() > 64:
-        _too_large(math.inf, f"perm({format_value(n)}, {format_value(k)})")
+        _too_large(math.inf, f"perm({_short(n)}, {_short(k)})")
     _comb_checked(n, k, "perm", lambda: _log10_factorial(k))
     return math.perm(n, k)
 
@@ -652,7 +666,7 @@ def _rounding(name: str, fn: Callable[[Any], int]) -> Callable[[Number], Number]
         try:
             return fn(x)
         except (OverflowError, ValueError):
-            raise CalculatorError(f"{name}({format_value(x)}) is undefined") from None
+            raise CalculatorError(f"{name}({_short(x)}) is undefined") from None
 
     wrapper.__name__ = name
     return wrapper
@@ -777,7 +791,7 @@ def _guarded(name: str, fn: Callable[..., Number]) -> Callable[..., Number]:
         except OverflowError:
             message = "the result is too large for floating point (overflow)"
         except ValueError:
-            shown = ", ".join(format_value(a) for a in args)
+            shown = ", ".join(_short(a) for a in args)
             message = f"math domain error in {_OP_TEXT.get(name, name)}({shown})"
         except MemoryError:
             message = "out of memory"

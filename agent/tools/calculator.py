@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -35,6 +36,7 @@ WORKER_SCRIPT = Path(__file__).with_name("calc_worker.py")
 STARTUP_TIMEOUT = 30.0
 """Seconds a new worker may take to import asteval and report ready (generous for loaded CI boxes)."""
 _READ_LIMIT = 1 << 20
+_KILLED_FROM_OUTSIDE = (-signal.SIGKILL, -signal.SIGTERM)
 
 
 class _Slot:
@@ -141,7 +143,7 @@ class Calculator:
             log.exception("calculator failure")
             return f"Error: internal calculator error ({type(exc).__name__})"
 
-    async def _evaluate_on(self, slot: _Slot, expression: str) -> str:
+    async def _evaluate_on(self, slot: _Slot, expression: str, *, retry: bool = True) -> str:
         if self._closed:
             return "Error: the calculator has been shut down"
         if not self._alive(slot):
@@ -169,18 +171,25 @@ class Calculator:
                 f"Error: the calculation timed out after {self.timeout:g} seconds and was stopped; "
                 "the expression is too expensive to evaluate"
             )
-        except (ConnectionError, OSError, ValueError):  # broken pipe, line over the read limit
+        except (ConnectionError, OSError):  # broken pipe: the worker is gone, handled like EOF
+            finished = True
+            raw = b""
+        except ValueError:  # reply over the read limit (cannot happen with the worker's formatting)
             finished = True
             await self._retire(slot)
-            return self._aborted_message()
+            return "Error: the calculator worker sent a malformed reply; please try again"
         finally:
             if not finished:  # cancelled mid-request: the worker's state is unknown, replace it
                 self._retire_nowait(slot)
 
-        if not raw:  # EOF: the worker died (memory or CPU rlimit, or killed by close())
+        if not raw:  # EOF: the worker died (CPU rlimit, killed from outside, or by close())
             await self._retire(slot)
             if self._closed:
                 return "Error: the calculator has been shut down"
+            if retry and proc.returncode in _KILLED_FROM_OUTSIDE:
+                # not our own limits (those end in SIGXCPU or a MemoryError reply) but e.g. the OOM
+                # killer or an operator; run the request once more on a fresh worker
+                return await self._evaluate_on(slot, expression, retry=False)
             return self._aborted_message()
         try:
             response = json.loads(raw)

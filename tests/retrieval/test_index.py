@@ -225,3 +225,29 @@ async def test_closed_index_raises(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         await idx.search(["vs"], "anything")
     await idx.close()  # closing an unopened index is fine
+
+
+async def test_very_common_terms_are_pruned_without_losing_matches(tmp_path: Path) -> None:
+    async with SearchIndex(tmp_path / "c.db") as idx:
+        for i in range(6):
+            extra = " rare gearbox" if i == 4 else ""
+            await idx.add_file("vs", f"f{i}", f"{i}.txt", chunk_text(f"common words here{extra}"), None)
+        hits = await idx.search(["vs"], "common gearbox")
+        assert [h.file_id for h in hits] == ["f4"]
+        # If no other term occurs, the common ones are still searched.
+        hits = await idx.search(["vs"], "common xyzzy", max_num_results=10)
+        assert len(hits) == 6
+        assert len(await idx.search(["vs"], "common")) == 6
+
+
+async def test_hit_wire_shapes(index: SearchIndex) -> None:
+    (hit, *_) = await index.search(["vs_a"], "photovoltaic")
+    assert hit.to_search_result() == {
+        "file_id": "file-solar",
+        "filename": "solar.txt",
+        "score": hit.score,
+        "attributes": ATTRS["file-solar"],
+        "content": [{"type": "text", "text": hit.text}],
+    }
+    assert hit.to_tool_result() == {"file_id": "file-solar", "file_name": "solar.txt", "score": hit.score}
+    assert hit.to_tool_result(include_content=True)["content"] == [{"type": "text", "text": hit.text}]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -371,3 +374,33 @@ async def test_worker_cpu_rlimit_kills_a_runaway_evaluation() -> None:
         if proc.returncode is None:
             proc.kill()
         await proc.wait()
+
+
+# ------------------------------------------------------------------------------------------------
+# process-level guarantees (Linux)
+
+
+def _worker_pids(calculator: Calculator) -> list[int]:
+    return [slot.proc.pid for slot in calculator._slots if slot.proc is not None]
+
+
+def _address_space_limit(pid: int) -> str:
+    limits = Path(f"/proc/{pid}/limits").read_text().splitlines()
+    return next(row for row in limits if row.startswith("Max address space")).split()[3]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+async def test_workers_run_under_a_memory_limit() -> None:
+    async with Calculator(workers=1, timeout=TEST_TIMEOUT, memory_mb=200) as calculator:
+        (pid,) = _worker_pids(calculator)
+        assert _address_space_limit(pid) == str(200 * 1024 * 1024)
+        assert await calculator.evaluate("2**64") == "18446744073709551616"
+
+
+async def test_worker_killed_from_outside_is_replaced() -> None:
+    async with Calculator(workers=1, timeout=TEST_TIMEOUT) as calculator:
+        (pid,) = _worker_pids(calculator)
+        os.kill(pid, signal.SIGKILL)
+        assert await calculator.evaluate("1/3 + 1/6") == "1/2"
+        (new_pid,) = _worker_pids(calculator)
+        assert new_pid != pid
