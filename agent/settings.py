@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     """Largest JSON request body accepted; larger answers 413."""
     max_file_bytes: int = 512 * 1024 * 1024
     """Largest file upload accepted; larger answers 413."""
+    sse_keepalive: float = 10.0
+    """Seconds of silence on an event stream before a keep-alive comment is sent."""
     max_run_turns: int = Field(default=25, ge=1)
     """Cap on model calls within one run."""
 

@@ -107,7 +107,7 @@ def scripted() -> Iterator[ScriptedModel]:
 def engine_server(loop_thread: LoopThread, scripted: ScriptedModel,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A service whose model is the scripted fake (no sandbox)."""
-    settings = make_settings(tmp_path_factory.mktemp("engine"), model_url=scripted.url)
+    settings = make_settings(tmp_path_factory.mktemp("engine"), model_url=scripted.url, sse_keepalive=0.2)
     server = LiveServer(loop_thread, settings)
     loop_thread.run(server.start())
     yield server

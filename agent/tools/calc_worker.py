@@ -302,10 +302,6 @@ def _check_node(node: ast.AST, parent: ast.AST | None) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def _is_rational(x: object) -> bool:
-    return isinstance(x, int | Fraction)
-
-
 def _bits(x: int | Fraction) -> int:
     if isinstance(x, Fraction):
         return max(abs(x.numerator).bit_length(), x.denominator.bit_length())
