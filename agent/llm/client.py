@@ -182,8 +182,13 @@ class OpenAICompatModel:
                     raise e.error from None
                 delay = self.retry_backoff * 2**attempt
                 attempt += 1
-                log.warning("model request failed (%s); retry %d/%d in %.1f s",
-                            e.error.message, attempt, self.max_retries, delay)
+                log.warning(
+                    "model request failed (%s); retry %d/%d in %.1f s",
+                    e.error.message,
+                    attempt,
+                    self.max_retries,
+                    delay,
+                )
                 await asyncio.sleep(delay)
 
     async def _once(self, body: dict[str, Any], norm: StreamNormalizer) -> AsyncIterator[ChatEvent]:
@@ -209,18 +214,23 @@ class OpenAICompatModel:
                 for event in norm.finish():
                     yield event
         except aiohttp.ConnectionTimeoutError:
-            raise _Retryable(ModelError(
-                f"model server unreachable at {self.base_url}: connection timed out after "
-                f"{self.connect_timeout:g} s")) from None
+            raise _Retryable(
+                ModelError(
+                    f"model server unreachable at {self.base_url}: connection timed out after "
+                    f"{self.connect_timeout:g} s"
+                )
+            ) from None
         except aiohttp.ClientConnectorError as e:
             message = f"model server unreachable at {self.base_url}: {_reason(e)}"
             raise _Retryable(ModelError(message)) from None
         except (aiohttp.ServerTimeoutError, TimeoutError):
-            raise ModelError(f"model server at {self.base_url} sent nothing for {self.read_timeout:g} s "
-                             "(read timeout)") from None
+            raise ModelError(
+                f"model server at {self.base_url} sent nothing for {self.read_timeout:g} s (read timeout)"
+            ) from None
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError) as e:
-            raise _Retryable(ModelError(f"model server at {self.base_url} dropped the connection: "
-                                        f"{e or type(e).__name__}")) from None
+            raise _Retryable(
+                ModelError(f"model server at {self.base_url} dropped the connection: {e or type(e).__name__}")
+            ) from None
         except SSEFormatError as e:
             raise ModelError(f"model server sent a malformed stream line: {_clip(str(e))}") from None
         except aiohttp.ClientError as e:
@@ -229,8 +239,9 @@ class OpenAICompatModel:
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else None
-            timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout,
-                                            sock_read=self.read_timeout)
+            timeout = aiohttp.ClientTimeout(
+                total=None, sock_connect=self.connect_timeout, sock_read=self.read_timeout
+            )
             self._session = aiohttp.ClientSession(headers=headers, timeout=timeout)
         return self._session
 
@@ -292,5 +303,3 @@ def _add_usage(a: Usage | None, b: Usage | None) -> Usage | None:
     if a is None or b is None:
         return a or b
     return a + b
-
-

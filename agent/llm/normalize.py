@@ -109,6 +109,8 @@ class StreamNormalizer:
             arguments, error = repair_arguments(slot.raw)
             if not slot.name:
                 error = "the tool call has no function name"
+            elif error and self._finish_reason == "length" and slot is self._slots[-1]:
+                error += " (the answer was cut off at the token limit)"
             calls.append(ToolCall(slot.id, slot.name, arguments, error))
         out.append(Completion("".join(self._text), calls, self._reason(bool(calls)), self._usage))
         return out
@@ -199,7 +201,7 @@ class StreamNormalizer:
             out.append(ToolCallStart(slot.index, slot.id, slot.name))
             slot.started = True
         if len(slot.raw) > len(slot.emitted) and slot.raw.startswith(slot.emitted):
-            out.append(ToolCallDelta(slot.index, slot.raw[len(slot.emitted):]))
+            out.append(ToolCallDelta(slot.index, slot.raw[len(slot.emitted) :]))
             slot.emitted = slot.raw
 
     def _close_active(self, out: list[ChatEvent]) -> None:
@@ -212,7 +214,7 @@ class StreamNormalizer:
         self._active = None
         repaired, error = repair_arguments(slot.raw)
         if error is None and len(repaired) > len(slot.emitted) and repaired.startswith(slot.emitted):
-            out.append(ToolCallDelta(slot.index, repaired[len(slot.emitted):]))
+            out.append(ToolCallDelta(slot.index, repaired[len(slot.emitted) :]))
             slot.emitted = repaired
 
     def _reason(self, has_calls: bool) -> str:

@@ -34,8 +34,11 @@ def tools_prompt(tools: list[dict[str, Any]], tool_choice: str | None) -> str:
     text = _HEADER.format(tools=lines)
     if tool_choice == "required":
         names = [t["function"]["name"] for t in tools]
-        text += (f"\n\nYou must call the function `{names[0]}` now." if len(names) == 1
-                 else "\n\nYou must call at least one function now.")
+        text += (
+            f"\n\nYou must call the function `{names[0]}` now."
+            if len(names) == 1
+            else "\n\nYou must call at least one function now."
+        )
     return text
 
 

@@ -14,8 +14,14 @@ import re
 from typing import Any
 
 _FENCE = re.compile(r"^```[ \t]*(?:json|JSON)?[ \t]*\n(.*?)\n?[ \t]*```\s*$", re.DOTALL)
-_PY_CONSTANTS = {"True": "true", "False": "false", "None": "null", "true": "true", "false": "false",
-                 "null": "null"}
+_PY_CONSTANTS = {
+    "True": "true",
+    "False": "false",
+    "None": "null",
+    "true": "true",
+    "false": "false",
+    "null": "null",
+}
 _CLOSERS = {"{": "}", "[": "]"}
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -125,7 +131,7 @@ def _fix(s: str) -> str | None:
             word = m.group(0)
             if word in _PY_CONSTANTS:
                 out.append(_PY_CONSTANTS[word])
-            elif s[m.end():].lstrip().startswith(":") and stack and stack[-1] == "{":
+            elif s[m.end() :].lstrip().startswith(":") and stack and stack[-1] == "{":
                 out.append(json.dumps(word))  # bare key
             else:
                 return None
@@ -150,7 +156,7 @@ def _read_string(s: str, i: int) -> tuple[int, str]:
         c = s[j]
         if c == "\\" and j + 1 < len(s):
             nxt = s[j + 1]
-            body.append("'" if nxt == "'" else s[j:j + 2])
+            body.append("'" if nxt == "'" else s[j : j + 2])
             j += 2
             continue
         if c == quote:

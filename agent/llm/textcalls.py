@@ -88,7 +88,7 @@ class TextCallScanner:
         if hits:
             p, marker = min(hits)
             self._emit(buf[:p].rstrip(), out)
-            self._buf = buf[p + len(marker):]
+            self._buf = buf[p + len(marker) :]
             self._state = "tag" if marker == HERMES_OPEN else "mistral"
             return True
         if final:
@@ -107,7 +107,7 @@ class TextCallScanner:
         if q < 0 and not final:
             return False
         body = self._buf if q < 0 else self._buf[:q]
-        self._buf = "" if q < 0 else self._buf[q + len(HERMES_CLOSE):]
+        self._buf = "" if q < 0 else self._buf[q + len(HERMES_CLOSE) :]
         call = parse_call_text(body)
         if call is None:
             self._emit(HERMES_OPEN + body + ("" if q < 0 else HERMES_CLOSE), out)
@@ -191,7 +191,7 @@ def _salvage_call(text: str) -> EmbeddedCall | None:
     name, args = _NAME.search(text), _ARGS.search(text)
     if name is None or args is None:
         return None
-    rest = text[args.end():].rstrip()
+    rest = text[args.end() :].rstrip()
     if rest.endswith("}") and rest.count("}") > rest.count("{"):
         rest = rest[:-1].rstrip()
     return EmbeddedCall(name.group(1), rest)
@@ -244,9 +244,9 @@ def _may_be_whole_call(s: str) -> bool:
             return "json".startswith(header)
         if header not in ("", "json"):
             return False
-        body = s[nl + 1:]
+        body = s[nl + 1 :]
         close = body.find("```")
-        if close >= 0 and body[close + 3:].strip():
+        if close >= 0 and body[close + 3 :].strip():
             return False
         return _may_be_call_object(body.lstrip())
     return _may_be_call_object(s)

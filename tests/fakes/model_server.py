@@ -139,7 +139,7 @@ class Call:
         if self.pieces is not None:
             return list(self.pieces)
         text = self.argument_text()
-        return [text[i:i + 6] for i in range(0, len(text), 6)] or [""]
+        return [text[i : i + 6] for i in range(0, len(text), 6)] or [""]
 
 
 @dataclass
@@ -163,10 +163,19 @@ class HttpError(Turn):
 
     @classmethod
     def context_overflow(cls, n_prompt: int = 4613, n_ctx: int = 2048) -> HttpError:
-        return cls(400, body={"error": {
-            "code": 400, "type": "exceed_context_size_error", "n_prompt_tokens": n_prompt, "n_ctx": n_ctx,
-            "message": f"request ({n_prompt} tokens) exceeds the available context size ({n_ctx} tokens), "
-                       "try increasing it"}})
+        return cls(
+            400,
+            body={
+                "error": {
+                    "code": 400,
+                    "type": "exceed_context_size_error",
+                    "n_prompt_tokens": n_prompt,
+                    "n_ctx": n_ctx,
+                    "message": f"request ({n_prompt} tokens) exceeds the available context size "
+                    f"({n_ctx} tokens), try increasing it",
+                }
+            },
+        )
 
     def payload(self) -> dict[str, Any] | str:
         if self.body is not None:
@@ -181,8 +190,13 @@ class HttpError(Turn):
         return web.json_response(payload, status=self.status, dumps=_dumps)
 
 
-_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
-                429: "rate_limit_error", 503: "unavailable_error"}
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+    503: "unavailable_error",
+}
 
 
 @dataclass
@@ -223,7 +237,7 @@ class Raw(Turn):
         """The HTTP response recorded in a shared/fixtures/llama-server/*.txt file: status, content type
         and the body, split where the recorded chunked encoding split it."""
         data = Path(path).read_bytes()
-        response = data[data.index(b"\n", data.index(b"##### RESPONSE")) + 1:]
+        response = data[data.index(b"\n", data.index(b"##### RESPONSE")) + 1 :]
         head, _, body = response.partition(b"\r\n\r\n")
         lines = head.decode().split("\r\n")
         status = int(lines[0].split()[1])
@@ -237,7 +251,7 @@ class Raw(Turn):
                 if size == 0:
                     break
                 chunks.append(rest[:size])
-                rest = rest[size + 2:]
+                rest = rest[size + 2 :]
         content_type = headers.get("content-type", "application/json").split(";")[0]
         return cls(chunks=chunks, status=status, content_type=content_type)
 
@@ -344,8 +358,7 @@ class ScriptedModel:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        runner = web.AppRunner(self._app(), handler_cancellation=True, shutdown_timeout=1.0,
-                               access_log=None)
+        runner = web.AppRunner(self._app(), handler_cancellation=True, shutdown_timeout=1.0, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
@@ -376,13 +389,23 @@ class ScriptedModel:
         if (denied := self._check_auth(request)) is not None:
             return denied
         name = self.model_name
-        return web.json_response({
-            "models": [{"name": name, "model": name, "type": "model", "capabilities": ["completion"]}],
-            "object": "list",
-            "data": [{"id": name, "aliases": [name], "tags": [], "object": "model",
-                      "created": int(time.time()), "owned_by": "llamacpp",
-                      "meta": {"n_ctx": self.n_ctx or 2048}}],
-        })
+        return web.json_response(
+            {
+                "models": [{"name": name, "model": name, "type": "model", "capabilities": ["completion"]}],
+                "object": "list",
+                "data": [
+                    {
+                        "id": name,
+                        "aliases": [name],
+                        "tags": [],
+                        "object": "model",
+                        "created": int(time.time()),
+                        "owned_by": "llamacpp",
+                        "meta": {"n_ctx": self.n_ctx or 2048},
+                    }
+                ],
+            }
+        )
 
     async def _embeddings(self, request: web.Request) -> web.Response:
         if (denied := self._check_auth(request)) is not None:
@@ -401,8 +424,14 @@ class ScriptedModel:
                 item["encoding_format"] = "base64"
             data.append(item)
         tokens = sum(len(_WORD.findall(str(t))) + 1 for t in texts)
-        return web.json_response({"model": body.get("model", self.model_name), "object": "list",
-                                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}, "data": data})
+        return web.json_response(
+            {
+                "model": body.get("model", self.model_name),
+                "object": "list",
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+                "data": data,
+            }
+        )
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
@@ -431,8 +460,9 @@ class ScriptedModel:
     def _check_auth(self, request: web.Request) -> web.Response | None:
         if self.api_key is None or request.headers.get("Authorization") == f"Bearer {self.api_key}":
             return None
-        return web.json_response({"error": {"message": "Invalid API Key", "type": "authentication_error",
-                                            "code": 401}}, status=401)
+        return web.json_response(
+            {"error": {"message": "Invalid API Key", "type": "authentication_error", "code": 401}}, status=401
+        )
 
     def _validate(self, body: Any) -> web.Response | None:
         """The checks llama-server makes that a gateway could trip (see fixtures 5x_err_*)."""
@@ -441,8 +471,11 @@ class ScriptedModel:
         if not isinstance(body["messages"], list):
             return _error(400, "Expected 'messages' to be an array", "invalid_request_error")
         if body.get("n", 1) != 1:
-            return _error(400, f"Field 'n': Value must be between 1 <= value <= 1, but got {body['n']}",
-                          "invalid_request_error")
+            return _error(
+                400,
+                f"Field 'n': Value must be between 1 <= value <= 1, but got {body['n']}",
+                "invalid_request_error",
+            )
         for key in ("temperature", "top_p"):
             if key in body and body[key] is not None and not isinstance(body[key], int | float):
                 return _error(400, f"Field '{key}': type must be number", "invalid_request_error")
@@ -451,8 +484,9 @@ class ScriptedModel:
             return _error(400, f"Invalid tool_choice: {choice}", "invalid_request_error")
         for tool in body.get("tools") or []:
             if not isinstance(tool, dict) or not isinstance(tool.get("function"), dict):
-                return _error(500, f"Failed to parse tools: Missing tool function: {json.dumps(tool)}",
-                              "server_error")
+                return _error(
+                    500, f"Failed to parse tools: Missing tool function: {json.dumps(tool)}", "server_error"
+                )
         if self.n_ctx is not None and (n := prompt_tokens(body)) > self.n_ctx:
             return HttpError.context_overflow(n, self.n_ctx).response()
         return None
@@ -493,8 +527,9 @@ class _Reply:
             return await self._raw(turn)
         if not self.stream:
             return self._whole()
-        resp = self.resp = web.StreamResponse(headers={"Server": "llama.cpp", "X-Accel-Buffering": "no",
-                                                       "Content-Type": "text/event-stream"})
+        resp = self.resp = web.StreamResponse(
+            headers={"Server": "llama.cpp", "X-Accel-Buffering": "no", "Content-Type": "text/event-stream"}
+        )
         await resp.prepare(self.request)
         await self._event({"role": "assistant", "content": None})
         if isinstance(turn, Text):
@@ -508,8 +543,12 @@ class _Reply:
                 for j, piece in enumerate(call.parts()):
                     entry: dict[str, Any] = {"index": i, "function": {"arguments": piece}}
                     if j == 0:
-                        entry = {"index": i, "id": call.id, "type": "function",
-                                 "function": {"name": call.name, "arguments": piece}}
+                        entry = {
+                            "index": i,
+                            "id": call.id,
+                            "type": "function",
+                            "function": {"name": call.name, "arguments": piece},
+                        }
                     await self._piece({"tool_calls": [entry]})
             await self._finish(turn.finish_reason)
         elif isinstance(turn, StreamError):
@@ -537,18 +576,26 @@ class _Reply:
             message["content"], finish, completion = turn.full(), turn.finish_reason, len(turn.parts())
         elif isinstance(turn, ToolCalls):
             message["content"] = turn.text
-            message["tool_calls"] = [{"type": "function", "id": c.id,
-                                      "function": {"name": c.name, "arguments": c.argument_text()}}
-                                     for c in turn.calls]
+            message["tool_calls"] = [
+                {"type": "function", "id": c.id, "function": {"name": c.name, "arguments": c.argument_text()}}
+                for c in turn.calls
+            ]
             finish, completion = turn.finish_reason, sum(len(c.parts()) for c in turn.calls)
         elif isinstance(turn, Malformed | Disconnect):
             return web.Response(text='{"choices":[{"finish_reason', content_type="application/json")
-        return web.json_response({
-            "choices": [{"finish_reason": finish, "index": 0, "message": message}],
-            "created": self.created, "model": self.server.model_name, "system_fingerprint": "b0-unknown",
-            "object": "chat.completion", "usage": self._usage(completion), "id": self.id,
-            "timings": _TIMINGS,
-        }, dumps=_dumps)
+        return web.json_response(
+            {
+                "choices": [{"finish_reason": finish, "index": 0, "message": message}],
+                "created": self.created,
+                "model": self.server.model_name,
+                "system_fingerprint": "b0-unknown",
+                "object": "chat.completion",
+                "usage": self._usage(completion),
+                "id": self.id,
+                "timings": _TIMINGS,
+            },
+            dumps=_dumps,
+        )
 
     async def _raw(self, turn: Raw) -> web.StreamResponse:
         headers = {"Server": "llama.cpp", "Content-Type": turn.content_type}
@@ -583,9 +630,14 @@ class _Reply:
         await self._write(self._chunk(delta, None))
 
     def _chunk(self, delta: dict[str, Any] | None, finish: str | None) -> dict[str, Any]:
-        return {"choices": [{"finish_reason": finish, "index": 0, "delta": delta}], "created": self.created,
-                "id": self.id, "model": self.server.model_name, "system_fingerprint": "b0-unknown",
-                "object": "chat.completion.chunk"}
+        return {
+            "choices": [{"finish_reason": finish, "index": 0, "delta": delta}],
+            "created": self.created,
+            "id": self.id,
+            "model": self.server.model_name,
+            "system_fingerprint": "b0-unknown",
+            "object": "chat.completion.chunk",
+        }
 
     async def _write(self, payload: dict[str, Any]) -> None:
         assert self.resp is not None
@@ -598,13 +650,25 @@ class _Reply:
 
     def _usage(self, completion: int) -> dict[str, Any]:
         prompt = prompt_tokens(self.body)
-        return {"completion_tokens": completion, "prompt_tokens": prompt, "total_tokens": prompt + completion,
-                "prompt_tokens_details": {"cached_tokens": 0}}
+        return {
+            "completion_tokens": completion,
+            "prompt_tokens": prompt,
+            "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": 0},
+        }
 
 
-_TIMINGS = {"cache_n": 0, "prompt_n": 1, "prompt_ms": 1.0, "prompt_per_token_ms": 1.0,
-            "prompt_per_second": 1000.0, "predicted_n": 1, "predicted_ms": 1.0,
-            "predicted_per_token_ms": 1.0, "predicted_per_second": 1000.0}
+_TIMINGS = {
+    "cache_n": 0,
+    "prompt_n": 1,
+    "prompt_ms": 1.0,
+    "prompt_per_token_ms": 1.0,
+    "prompt_per_second": 1000.0,
+    "predicted_n": 1,
+    "predicted_ms": 1.0,
+    "predicted_per_token_ms": 1.0,
+    "predicted_per_second": 1000.0,
+}
 
 
 def _dumps(value: Any) -> str:
@@ -612,8 +676,9 @@ def _dumps(value: Any) -> str:
 
 
 def _error(status: int, message: str, kind: str) -> web.Response:
-    return web.json_response({"error": {"code": status, "message": message, "type": kind}}, status=status,
-                             dumps=_dumps)
+    return web.json_response(
+        {"error": {"code": status, "message": message, "type": kind}}, status=status, dumps=_dumps
+    )
 
 
 @web.middleware
@@ -621,8 +686,11 @@ async def _not_found_json(request: web.Request, handler: Callable[..., Any]) -> 
     try:
         return await handler(request)
     except web.HTTPNotFound:
-        return web.json_response({"error": {"message": "File Not Found", "type": "not_found_error",
-                                            "code": 404}}, status=404, dumps=_dumps)
+        return web.json_response(
+            {"error": {"message": "File Not Found", "type": "not_found_error", "code": 404}},
+            status=404,
+            dumps=_dumps,
+        )
 
 
 def prompt_tokens(body: dict[str, Any]) -> int:

@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from typing import Any
 
 from agent.llm import ChatEvent, ChatModel, ChatRequest, Completion, TextDelta, ToolCallDelta, ToolCallStart
 
-WEATHER = {"type": "function", "function": {
-    "name": "get_weather", "description": "Get the weather for a city",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"},
-                                                    "unit": {"type": "string", "enum": ["c", "f"]}},
-                   "required": ["city"]}}}
-TIME = {"type": "function", "function": {
-    "name": "get_time", "description": "Get the time in a timezone",
-    "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]}}}
-TOOLS = [WEATHER, TIME]
-USER = [{"role": "user", "content": "What is the weather in Paris?"}]
+WEATHER: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Get the weather for a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}},
+            "required": ["city"],
+        },
+    },
+}
+TIME: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "get_time",
+        "description": "Get the time in a timezone",
+        "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]},
+    },
+}
+TOOLS: list[Any] = [WEATHER, TIME]
+USER: list[Any] = [{"role": "user", "content": "What is the weather in Paris?"}]
 CALL_ID = re.compile(r"^call_[A-Za-z0-9]{24}$")
 
 
@@ -57,10 +70,10 @@ def assert_well_formed(events: list[ChatEvent]) -> Completion:
         if call.error is None:
             assert isinstance(json.loads(call.arguments), dict)
             streamed = deltas.get(start.index, "")
-            try:
+            # (if repaired beyond an append, e.g. quotes, the deltas don't parse: the Completion is
+            # authoritative)
+            with contextlib.suppress(json.JSONDecodeError):
                 assert json.loads(streamed) == json.loads(call.arguments)
-            except json.JSONDecodeError:
-                pass  # repaired beyond an append (e.g. quotes): the Completion is authoritative
     assert done.finish_reason in ("stop", "tool_calls", "length")
     assert (done.finish_reason == "tool_calls") == bool(done.tool_calls)
     return done

@@ -40,7 +40,7 @@ class Recorded:
                 raise SSEFormatError(line)
             if line == "data: [DONE]":
                 break
-            out.append(json.loads(line[len("data: "):]))
+            out.append(json.loads(line[len("data: ") :]))
         return out
 
 
@@ -54,7 +54,7 @@ def load(name: str) -> Recorded:
         request = json.loads(req_body) if req_body else None
     except ValueError:
         request = None  # the deliberately broken request of 5x_err_bad_json
-    resp = resp_part[resp_part.index(b"\n") + 1:]
+    resp = resp_part[resp_part.index(b"\n") + 1 :]
     head, _, body = resp.partition(b"\r\n\r\n")
     lines = head.decode().split("\r\n")
     headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
@@ -62,7 +62,7 @@ def load(name: str) -> Recorded:
         out, rest = b"", body
         while (size := int(rest.partition(b"\r\n")[0], 16)) > 0:
             rest = rest.partition(b"\r\n")[2]
-            out, rest = out + rest[:size], rest[size + 2:]
+            out, rest = out + rest[:size], rest[size + 2 :]
         body = out
     content_type = headers.get("content-type", "").split(";")[0]
     return Recorded(name, method, path, request, int(lines[0].split()[1]), content_type, body)

@@ -44,20 +44,36 @@ async def test_text_streams_piece_by_piece(fake: ScriptedModel, client: OpenAICo
 
 async def test_the_request_carries_the_options(fake: ScriptedModel, client: OpenAICompatModel) -> None:
     fmt = {"type": "json_object"}
-    await collect(client, request(tools=TOOLS, tool_choice="auto", parallel_tool_calls=False, temperature=0.5,
-                                  top_p=0.9, max_tokens=64, response_format=fmt))
+    await collect(
+        client,
+        request(
+            tools=TOOLS,
+            tool_choice="auto",
+            parallel_tool_calls=False,
+            temperature=0.5,
+            top_p=0.9,
+            max_tokens=64,
+            response_format=fmt,
+        ),
+    )
     sent = fake.requests[-1]
     assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
     assert sent["tools"] == TOOLS and sent["tool_choice"] == "auto" and sent["parallel_tool_calls"] is False
     assert (sent["temperature"], sent["top_p"], sent["max_tokens"], sent["response_format"]) == (
-        0.5, 0.9, 64, fmt)
+        0.5,
+        0.9,
+        64,
+        fmt,
+    )
     await collect(client, request())
     assert not {"tools", "tool_choice", "parallel_tool_calls", "temperature", "max_tokens"} & set(
-        fake.requests[-1])
+        fake.requests[-1]
+    )
 
 
-async def test_tool_calls_get_our_ids_and_stream_in_order(fake: ScriptedModel,
-                                                          client: OpenAICompatModel) -> None:
+async def test_tool_calls_get_our_ids_and_stream_in_order(
+    fake: ScriptedModel, client: OpenAICompatModel
+) -> None:
     fake.script(ToolCalls([Call("get_weather", {"city": "Paris"}), Call("get_time", '{"tz": "CET"}')]))
     events = await collect(client, request(tools=TOOLS))
     done = events[-1]
@@ -167,8 +183,9 @@ async def test_error_event_mid_stream_after_text(fake: ScriptedModel, client: Op
     assert len(fake.requests) == 1  # text was already yielded: no retry
 
 
-async def test_error_event_before_any_output_is_retried(fake: ScriptedModel,
-                                                        client: OpenAICompatModel) -> None:
+async def test_error_event_before_any_output_is_retried(
+    fake: ScriptedModel, client: OpenAICompatModel
+) -> None:
     fake.script(StreamError(), Text("second time lucky"))
     done = (await collect(client, request()))[-1]
     assert isinstance(done, Completion) and done.text == "second time lucky"
@@ -217,8 +234,9 @@ async def test_read_timeout_mid_stream(fake: ScriptedModel) -> None:
     assert len(fake.requests) == 1
 
 
-async def test_a_held_turn_resumes_when_its_gate_opens(fake: ScriptedModel,
-                                                       client: OpenAICompatModel) -> None:
+async def test_a_held_turn_resumes_when_its_gate_opens(
+    fake: ScriptedModel, client: OpenAICompatModel
+) -> None:
     gate = Gate()
     fake.script(Text(pieces=["a", "b"], pause=gate, pause_after=1))
     stream = client.stream(request())
@@ -232,8 +250,10 @@ async def test_non_stream_answer_is_accepted(fake: ScriptedModel) -> None:
     """A server that ignores `stream: true` and answers one JSON body."""
     from tests.fakes.model_server import Raw
 
-    body = (b'{"choices":[{"finish_reason":"stop","index":0,"message":{"role":"assistant","content":"hi"}}],'
-            b'"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}')
+    body = (
+        b'{"choices":[{"finish_reason":"stop","index":0,"message":{"role":"assistant","content":"hi"}}],'
+        b'"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}'
+    )
     fake.script(Raw(chunks=[body], content_type="application/json"))
     model = OpenAICompatModel(fake.url)
     try:

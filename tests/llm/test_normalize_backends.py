@@ -38,7 +38,7 @@ def chunks(name: str) -> list[dict[str, Any]]:
     text = (FIXTURES / name).read_text()
     if name.endswith(".json"):
         return [json.loads(text)]
-    data = [line[len("data: "):] for line in text.splitlines() if line.startswith("data: ")]
+    data = [line[len("data: ") :] for line in text.splitlines() if line.startswith("data: ")]
     return [json.loads(d) for d in data if d != "[DONE]"]
 
 
@@ -58,13 +58,15 @@ def test_backend_shape(name: str) -> None:
 @pytest.mark.parametrize("name", ["hermes_text_calls.sse", "mistral_text_calls.sse", "fenced_json_call.sse"])
 def test_text_calls_are_plain_text_when_no_tools_were_offered(name: str) -> None:
     done = assert_well_formed(normalize_chunks(chunks(name), tools=None))
-    assert done.tool_calls == [] and ("<tool_call>" in done.text or "[TOOL_CALLS]" in done.text
-                                      or done.text.startswith("```json"))
+    assert done.tool_calls == [] and (
+        "<tool_call>" in done.text or "[TOOL_CALLS]" in done.text or done.text.startswith("```json")
+    )
 
 
 def test_parallel_false_keeps_only_the_first_call() -> None:
-    done = assert_well_formed(normalize_chunks(chunks("vllm_stream_tool_calls.sse"), tools=TOOLS,
-                                               parallel_tool_calls=False))
+    done = assert_well_formed(
+        normalize_chunks(chunks("vllm_stream_tool_calls.sse"), tools=TOOLS, parallel_tool_calls=False)
+    )
     assert calls(done) == [PARIS]
 
 
@@ -78,7 +80,10 @@ def test_vllm_call_starts_before_its_arguments_arrive() -> None:
     kinds = [type(e).__name__ for e in events[:3]]
     assert kinds == ["ToolCallStart", "ToolCallDelta", "ToolCallDelta"]
     assert [e.arguments for e in events if isinstance(e, ToolCallDelta) and e.index == 0] == [
-        '{"city": "', "Paris", '"}']
+        '{"city": "',
+        "Paris",
+        '"}',
+    ]
 
 
 def test_hermes_text_before_the_calls_streams_and_whitespace_around_them_is_dropped() -> None:

@@ -31,8 +31,11 @@ EXPECTED: dict[str, tuple[str, list[tuple[str, object]], str]] = {
     "38_prefill_eosbias.txt": ("", [("get_time", YES)], "tool_calls"),
     "39_prefill_eosbias_stream.txt": ("", [("get_time", YES)], "tool_calls"),
     "40_prefill_eosbias_parallel.txt": ("", [("get_time", YES)] * 5 + [("get_time", "error")], "tool_calls"),
-    "41_prefill_eosbias_parallel_stream.txt": ("", [("get_time", YES)] * 5 + [("get_time", "error")],
-                                               "tool_calls"),
+    "41_prefill_eosbias_parallel_stream.txt": (
+        "",
+        [("get_time", YES)] * 5 + [("get_time", "error")],
+        "tool_calls",
+    ),
     "42_qwen_tools_named.txt": ('"" Annexter,"', [], "length"),
     "43_qwen_tools_none.txt": ('"" Annexter,"', [], "length"),
     "44_named_emulated.txt": ("", [("get_weather", {"city": "Yes,"})], "tool_calls"),
@@ -59,8 +62,9 @@ def test_every_recorded_chat_answer_is_covered() -> None:
 def test_recorded_answer(name: str) -> None:
     rec = load(name)
     req = rec.request or {}
-    events = normalize_chunks(rec.chunks(), tools=req.get("tools"),
-                              parallel_tool_calls=req.get("parallel_tool_calls", True))
+    events = normalize_chunks(
+        rec.chunks(), tools=req.get("tools"), parallel_tool_calls=req.get("parallel_tool_calls", True)
+    )
     done = assert_well_formed(events)
     text, expected_calls, finish = EXPECTED[name]
     assert done.text.startswith(text)
@@ -91,7 +95,8 @@ def test_stream_and_non_stream_agree() -> None:
     other = normalize_chunks(load("41_prefill_eosbias_parallel_stream.txt").chunks(), tools=None)[-1]
     assert isinstance(one, Completion) and isinstance(other, Completion)
     assert [(c.name, c.arguments, c.error is None) for c in one.tool_calls] == [
-        (c.name, c.arguments, c.error is None) for c in other.tool_calls]
+        (c.name, c.arguments, c.error is None) for c in other.tool_calls
+    ]
 
 
 def test_backend_ids_are_replaced_by_ours() -> None:

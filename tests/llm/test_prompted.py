@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -12,12 +13,25 @@ from tests.fakes.model_server import ScriptedModel, Text
 
 from .helpers import TOOLS, USER, calls, collect, request
 
-HISTORY = [
+HISTORY: list[dict[str, Any]] = [
     {"role": "system", "content": "You are helpful."},
     *USER,
-    {"role": "assistant", "content": None, "tool_calls": [
-        {"id": "call_abc", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}},
-        {"id": "call_def", "type": "function", "function": {"name": "get_time", "arguments": '{"tz":"CET"}'}}]},
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "call_abc",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+            },
+            {
+                "id": "call_def",
+                "type": "function",
+                "function": {"name": "get_time", "arguments": '{"tz":"CET"}'},
+            },
+        ],
+    },
     {"role": "tool", "tool_call_id": "call_abc", "content": '{"temp": 21}'},
     {"role": "tool", "tool_call_id": "call_def", "content": "12:00"},
 ]
@@ -31,8 +45,15 @@ async def prompted(fake: ScriptedModel) -> AsyncIterator[OpenAICompatModel]:
 
 
 async def test_tools_go_into_the_system_prompt(fake: ScriptedModel, prompted: OpenAICompatModel) -> None:
-    fake.script(Text(pieces=["<tool_", 'call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n',
-                             "</tool_call>"]))
+    fake.script(
+        Text(
+            pieces=[
+                "<tool_",
+                'call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n',
+                "</tool_call>",
+            ]
+        )
+    )
     done = (await collect(prompted, request(messages=HISTORY, tools=TOOLS, tool_choice="required")))[-1]
     assert isinstance(done, Completion) and calls(done) == [("get_weather", {"city": "Paris"})]
     sent = fake.requests[0]
@@ -48,8 +69,12 @@ def test_history_is_rendered_as_text() -> None:
     assert [m["role"] for m in out] == ["system", "user", "assistant", "user"]
     assert out[2]["content"] == (
         '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>\n'
-        '<tool_call>\n{"name": "get_time", "arguments": {"tz": "CET"}}\n</tool_call>')
-    assert out[3]["content"] == '<tool_response>\n{"temp": 21}\n</tool_response>\n<tool_response>\n12:00\n</tool_response>'
+        '<tool_call>\n{"name": "get_time", "arguments": {"tz": "CET"}}\n</tool_call>'
+    )
+    assert (
+        out[3]["content"]
+        == '<tool_response>\n{"temp": 21}\n</tool_response>\n<tool_response>\n12:00\n</tool_response>'
+    )
     assert all(set(m) <= {"role", "content"} for m in out)
 
 

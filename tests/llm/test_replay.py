@@ -54,8 +54,10 @@ async def test_error_event_mid_stream_without_done(fake: ScriptedModel) -> None:
     finally:
         await model.close()
     assert err.value.code == "server_error"
-    assert err.value.message == ("model server failed mid-stream: The model produced output that does not "
-                                 "match the expected peg-native format")
+    assert err.value.message == (
+        "model server failed mid-stream: The model produced output that does not "
+        "match the expected peg-native format"
+    )
     assert len(fake.requests) == 3  # nothing was yielded, so it was retried
 
 
@@ -64,13 +66,22 @@ async def test_context_overflow(fake: ScriptedModel, client: OpenAICompatModel, 
     fake.script(Raw.from_fixture(RECORDED / name))
     with pytest.raises(ContextOverflowError) as err:
         await collect(client, request())
-    assert err.value.message == ("model server returned 400: request (4613 tokens) exceeds the available "
-                                 "context size (2048 tokens), try increasing it")
+    assert err.value.message == (
+        "model server returned 400: request (4613 tokens) exceeds the available "
+        "context size (2048 tokens), try increasing it"
+    )
 
 
-@pytest.mark.parametrize(("name", "code"), [("47_auto_prefill.txt", 500), ("92_nojinja_toolchoice.txt", 500),
-                                            ("5x_err_bad_tool_choice.txt", 400), ("80_auth_missing.txt", 401),
-                                            ("61_not_found.txt", 404)])
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [
+        ("47_auto_prefill.txt", 500),
+        ("92_nojinja_toolchoice.txt", 500),
+        ("5x_err_bad_tool_choice.txt", 400),
+        ("80_auth_missing.txt", 401),
+        ("61_not_found.txt", 404),
+    ],
+)
 async def test_http_errors(fake: ScriptedModel, name: str, code: int) -> None:
     fake.script(*[Raw.from_fixture(RECORDED / name)] * 3)
     model = OpenAICompatModel(fake.url, retry_backoff=0.01)
@@ -86,7 +97,8 @@ async def test_http_errors(fake: ScriptedModel, name: str, code: int) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in BACKENDS.glob("*.sse")))
-async def test_backend_streams_through_the_client(fake: ScriptedModel, client: OpenAICompatModel,
-                                                  name: str) -> None:
+async def test_backend_streams_through_the_client(
+    fake: ScriptedModel, client: OpenAICompatModel, name: str
+) -> None:
     fake.script(Raw(chunks=[(BACKENDS / name).read_bytes()]))
     await collect(client, request(tools=TOOLS))

@@ -13,8 +13,12 @@ async def feed(*chunks: bytes) -> AsyncIterator[bytes]:
 
 
 async def test_lines_split_anywhere() -> None:
-    got = [d async for d in iter_sse_data(feed(b'data: {"a"', b':1}\r\n\r\n: keep-alive\n\nevent: x\nda',
-                                                b"ta: [DONE]"))]
+    got = [
+        d
+        async for d in iter_sse_data(
+            feed(b'data: {"a"', b":1}\r\n\r\n: keep-alive\n\nevent: x\nda", b"ta: [DONE]")
+        )
+    ]
     assert got == ['{"a":1}', "[DONE]"]
 
 

@@ -16,7 +16,13 @@ def scan(pieces: list[str]) -> list[list[str | EmbeddedCall]]:
 
 
 def test_ordinary_text_streams_at_once() -> None:
-    assert scan(["Hello", " world", ", how", " are you?"]) == [["Hello"], [" world"], [", how"], [" are you?"], []]
+    assert scan(["Hello", " world", ", how", " are you?"]) == [
+        ["Hello"],
+        [" world"],
+        [", how"],
+        [" are you?"],
+        [],
+    ]
 
 
 def test_trailing_whitespace_waits_for_the_next_word() -> None:
@@ -29,7 +35,9 @@ def test_a_partial_marker_is_held_until_it_is_clear() -> None:
 
 
 def test_hermes_call_split_across_pieces() -> None:
-    out = scan(["<tool", "_call>", '{"name": "get_weather", "arg', 'uments": {"city": "Paris"}}</tool_', "call>"])
+    out = scan(
+        ["<tool", "_call>", '{"name": "get_weather", "arg', 'uments": {"city": "Paris"}}</tool_', "call>"]
+    )
     assert out == [[], [], [], [], [EmbeddedCall("get_weather", '{"city": "Paris"}')], []]
 
 
@@ -40,7 +48,8 @@ def test_text_after_a_call_keeps_streaming() -> None:
 
 def test_unterminated_call_at_the_end_is_still_a_call() -> None:
     assert scan(['<tool_call>\n{"name": "get_time", "arguments": {"tz": "CET"}}'])[-1] == [
-        EmbeddedCall("get_time", '{"tz": "CET"}')]
+        EmbeddedCall("get_time", '{"tz": "CET"}')
+    ]
 
 
 def test_broken_call_keeps_its_name_and_raw_arguments() -> None:
@@ -50,33 +59,43 @@ def test_broken_call_keeps_its_name_and_raw_arguments() -> None:
 
 def test_a_tag_without_a_call_inside_is_text() -> None:
     assert scan(["<tool_call>not json at all</tool_call> ok"]) == [
-        ["<tool_call>not json at all</tool_call>", " ok"], []]
+        ["<tool_call>not json at all</tool_call>", " ok"],
+        [],
+    ]
 
 
 def test_names_not_offered_are_still_calls_in_tags() -> None:
-    assert scan(['<tool_call>{"name": "launch", "arguments": {}}</tool_call>'])[0] == [EmbeddedCall("launch", "{}")]
+    assert scan(['<tool_call>{"name": "launch", "arguments": {}}</tool_call>'])[0] == [
+        EmbeddedCall("launch", "{}")
+    ]
 
 
-@pytest.mark.parametrize("answer", [
-    '```json\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n```',
-    '```\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n```\n',
-    '{"name": "get_weather", "parameters": {"city": "Paris"}}',
-])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        '```json\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n```',
+        '```\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n```\n',
+        '{"name": "get_weather", "parameters": {"city": "Paris"}}',
+    ],
+)
 def test_a_whole_answer_call_is_held_to_the_end(answer: str) -> None:
-    pieces = [answer[i:i + 5] for i in range(0, len(answer), 5)]
+    pieces = [answer[i : i + 5] for i in range(0, len(answer), 5)]
     out = scan(pieces)
     assert all(o == [] for o in out[:-1])
     assert out[-1] == [EmbeddedCall("get_weather", '{"city": "Paris"}')]
 
 
-@pytest.mark.parametrize(("answer", "released_after"), [
-    ('```python\nprint("hi")\n```', 1),       # released once the fence's language is not json
-    ('{"answer": 42, "name": "get_time"}', 1),  # released once the first key is not "name"
-    ('`code` spans', 1),
-    ('```json\n{"name": "get_weather", "arguments": {}}\n```\nand more text', 11),
-])
+@pytest.mark.parametrize(
+    ("answer", "released_after"),
+    [
+        ('```python\nprint("hi")\n```', 1),  # released once the fence's language is not json
+        ('{"answer": 42, "name": "get_time"}', 1),  # released once the first key is not "name"
+        ("`code` spans", 1),
+        ('```json\n{"name": "get_weather", "arguments": {}}\n```\nand more text', 11),
+    ],
+)
 def test_other_leading_code_or_json_is_released_early(answer: str, released_after: int) -> None:
-    pieces = [answer[i:i + 5] for i in range(0, len(answer), 5)]
+    pieces = [answer[i : i + 5] for i in range(0, len(answer), 5)]
     out = scan(pieces)
     first = next(i for i, o in enumerate(out) if o)
     assert first == released_after - 1
@@ -90,7 +109,10 @@ def test_a_whole_answer_call_needs_an_offered_name() -> None:
 
 def test_mistral_formats() -> None:
     assert scan(['[TOOL_CALLS] [{"name": "get_time", "arguments": {"tz": "CET"}}]'])[-1] == [
-        EmbeddedCall("get_time", '{"tz": "CET"}')]
+        EmbeddedCall("get_time", '{"tz": "CET"}')
+    ]
     assert scan(['[TOOL_CALLS]get_time[ARGS]{"tz": "CET"}[TOOL_CALLS]get_weather[ARGS]{}'])[-1] == [
-        EmbeddedCall("get_time", '{"tz": "CET"}'), EmbeddedCall("get_weather", "{}")]
+        EmbeddedCall("get_time", '{"tz": "CET"}'),
+        EmbeddedCall("get_weather", "{}"),
+    ]
     assert scan(["[TOOL_CALLS] nonsense"])[-1] == ["[TOOL_CALLS] nonsense"]

@@ -20,8 +20,9 @@ async def test_none_sends_no_tools(fake: ScriptedModel, client: OpenAICompatMode
     assert isinstance(done, Completion) and done.tool_calls == []  # text is not parsed for calls either
 
 
-async def test_named_choice_sends_only_that_tool_as_required(fake: ScriptedModel,
-                                                             client: OpenAICompatModel) -> None:
+async def test_named_choice_sends_only_that_tool_as_required(
+    fake: ScriptedModel, client: OpenAICompatModel
+) -> None:
     fake.script(ToolCalls([Call("get_weather", {"city": "Paris"})]))
     done = (await collect(client, request(tools=TOOLS, tool_choice=NAMED)))[-1]
     sent = fake.requests[0]
@@ -30,9 +31,13 @@ async def test_named_choice_sends_only_that_tool_as_required(fake: ScriptedModel
     assert len(fake.requests) == 1
 
 
-async def test_required_without_a_call_retries_under_a_json_schema(fake: ScriptedModel,
-                                                                   client: OpenAICompatModel) -> None:
-    answer, forced_answer = Text("I think it is sunny."), Text('{ "name" : "get_time", "arguments" : { "tz" : "CET" } }')
+async def test_required_without_a_call_retries_under_a_json_schema(
+    fake: ScriptedModel, client: OpenAICompatModel
+) -> None:
+    answer, forced_answer = (
+        Text("I think it is sunny."),
+        Text('{ "name" : "get_time", "arguments" : { "tz" : "CET" } }'),
+    )
     fake.script(answer, forced_answer)
     events = await collect(client, request(tools=TOOLS, tool_choice="required"))
     assert not any(isinstance(e, TextDelta) for e in events)  # the first answer's text is held back
@@ -51,8 +56,9 @@ async def test_required_without_a_call_retries_under_a_json_schema(fake: Scripte
     assert "JSON object" in forced["messages"][0]["content"]
 
 
-async def test_named_fallback_uses_that_tools_parameters(fake: ScriptedModel,
-                                                         client: OpenAICompatModel) -> None:
+async def test_named_fallback_uses_that_tools_parameters(
+    fake: ScriptedModel, client: OpenAICompatModel
+) -> None:
     fake.script(Text("no"), Text(json.dumps({"name": "get_weather", "arguments": {"city": "Oslo"}})))
     done = (await collect(client, request(tools=TOOLS, tool_choice=NAMED)))[-1]
     assert isinstance(done, Completion) and calls(done) == [("get_weather", {"city": "Oslo"})]
@@ -61,8 +67,9 @@ async def test_named_fallback_uses_that_tools_parameters(fake: ScriptedModel,
     assert schema["properties"]["arguments"] == WEATHER["function"]["parameters"]
 
 
-async def test_fallback_that_fails_gives_the_first_answer_without_calls(fake: ScriptedModel,
-                                                                        client: OpenAICompatModel) -> None:
+async def test_fallback_that_fails_gives_the_first_answer_without_calls(
+    fake: ScriptedModel, client: OpenAICompatModel
+) -> None:
     fake.script(Text("Sunny, I guess."), Text('{ "city" : "It\'s a spect"'))  # cut off (fixture 34)
     events = await collect(client, request(tools=TOOLS, tool_choice="required"))
     done = events[-1]
@@ -71,8 +78,9 @@ async def test_fallback_that_fails_gives_the_first_answer_without_calls(fake: Sc
     assert len(fake.requests) == 2
 
 
-async def test_required_with_a_call_streams_it_without_a_second_request(fake: ScriptedModel,
-                                                                        client: OpenAICompatModel) -> None:
+async def test_required_with_a_call_streams_it_without_a_second_request(
+    fake: ScriptedModel, client: OpenAICompatModel
+) -> None:
     fake.script(ToolCalls([Call("get_time", {"tz": "UTC"})], text="Checking."))
     events = await collect(client, request(tools=TOOLS, tool_choice="required"))
     assert events[0] == TextDelta("Checking.") and isinstance(events[1], ToolCallStart)
