@@ -12,21 +12,33 @@ from aiohttp import web
 
 from agent.api import assistants, files, messages, runs, steps, threads, vector_stores
 from agent.api.common import owner_of_key
-from agent.app_keys import BUS, EXECUTOR, FILE_DELETED, INGESTOR, MODEL, OWNER, SETTINGS, STORE, THREAD_DELETED, TOOLS
-from agent.engine.ingest import Ingestor
-from agent.retrieval import SearchIndex
+from agent.app_keys import (
+    BUS,
+    EXECUTOR,
+    FILE_DELETED,
+    INGESTOR,
+    MODEL,
+    OWNER,
+    SETTINGS,
+    STORE,
+    THREAD_DELETED,
+    TOOLS,
+)
 from agent.engine.bus import EventBus
 from agent.engine.executor import Executor
+from agent.engine.ingest import Ingestor
 from agent.engine.loop import Env
-from agent.llm.types import ChatModel
 from agent.errors import Handler, Unauthorized, error_middleware
+from agent.llm.types import ChatModel
+from agent.retrieval import SearchIndex
 from agent.settings import Settings
 from agent.store import Store
+from agent.tools import ServerTool
 
 log = logging.getLogger(__name__)
 
 
-def _auth_middleware(keys: list[str]) -> Handler:
+def _auth_middleware(keys: list[str]) -> Any:
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path == "/health":
@@ -44,7 +56,7 @@ def _auth_middleware(keys: list[str]) -> Handler:
         request[OWNER] = owner_of_key(key if keys else None)
         return await handler(request)
 
-    return auth  # type: ignore[return-value]
+    return auth
 
 
 async def health(_request: web.Request) -> web.Response:
@@ -94,8 +106,9 @@ def _model_ctx(model: ChatModel | None) -> Callable[[web.Application], AsyncIter
             from agent.llm.client import OpenAICompatModel
 
             key = settings.model_api_key.get_secret_value() if settings.model_api_key else None
-            app[MODEL] = OpenAICompatModel(settings.model_url, api_key=key, aliases=settings.aliases,
-                                           tool_mode=settings.model_tool_mode)
+            app[MODEL] = OpenAICompatModel(
+                settings.model_url, api_key=key, aliases=settings.aliases, tool_mode=settings.model_tool_mode
+            )
         yield
         await app[MODEL].close()
 
@@ -105,7 +118,9 @@ def _model_ctx(model: ChatModel | None) -> Callable[[web.Application], AsyncIter
 async def _executor_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[BUS] = EventBus()
-    env = Env(model=app[MODEL], tools=app[TOOLS], context=settings.model_context, max_turns=settings.max_run_turns)
+    env = Env(
+        model=app[MODEL], tools=app[TOOLS], context=settings.model_context, max_turns=settings.max_run_turns
+    )
     executor = Executor(app[STORE], app[BUS], env)
     app[EXECUTOR] = executor
     await executor.start()
@@ -128,19 +143,21 @@ async def _ingest_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _tools_ctx(app: web.Application) -> AsyncIterator[None]:
     """The server-side tools: calculator workers, the sandbox manager (when Docker is there), file_search."""
-    from sandbox import Limits, SandboxManager
-
     from agent.tools.calculator import Calculator
     from agent.tools.calculator_tool import CalculatorTool
     from agent.tools.code_interpreter import CodeInterpreterTool
     from agent.tools.file_search import FileSearchTool
+    from sandbox import Limits, SandboxManager
 
     settings = app[SETTINGS]
     calculator = Calculator()
     await calculator.start()
     manager: SandboxManager | None = SandboxManager(
-        image=settings.sandbox_image, runtime=settings.sandbox_runtime, pool_size=settings.sandbox_pool,
-        limits=Limits(timeout=settings.code_timeout))
+        image=settings.sandbox_image,
+        runtime=settings.sandbox_runtime,
+        pool_size=settings.sandbox_pool,
+        limits=Limits(timeout=settings.code_timeout),
+    )
     try:
         if not settings.sandbox_enabled:
             raise RuntimeError("AGENT_SANDBOX_ENABLED is false")
@@ -162,11 +179,12 @@ async def _tools_ctx(app: web.Application) -> AsyncIterator[None]:
             return None
         return obj["filename"], await asyncio.to_thread(path.read_bytes)
 
-    app[TOOLS] = {
+    tools: dict[str, ServerTool] = {
         "calculator": CalculatorTool(calculator),
         "code_interpreter": CodeInterpreterTool(manager, save, load, timeout=settings.code_timeout),
         "file_search": FileSearchTool(app[INGESTOR].index),
     }
+    app[TOOLS] = tools
     if manager is not None:
         app[THREAD_DELETED].append(manager.drop)
     yield

@@ -12,9 +12,9 @@ if TYPE_CHECKING:
     from agent.engine.executor import Executor
     from agent.engine.ingest import Ingestor
     from agent.llm.types import ChatModel
-    from agent.tools import ServerTool
     from agent.settings import Settings
     from agent.store import Store
+    from agent.tools import ServerTool
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 STORE: web.AppKey[Store] = web.AppKey("store")

@@ -71,8 +71,12 @@ def loop_thread() -> Iterator[LoopThread]:
 
 
 def make_settings(tmp: Path, **overrides: Any) -> Settings:
-    base: dict[str, Any] = {"port": free_port(), "data_dir": tmp, "model_url": "http://127.0.0.1:9/v1",
-                            "sandbox_enabled": False}
+    base: dict[str, Any] = {
+        "port": free_port(),
+        "data_dir": tmp,
+        "model_url": "http://127.0.0.1:9/v1",
+        "sandbox_enabled": False,
+    }
     base.update(overrides)
     return Settings(**base)
 
@@ -80,8 +84,9 @@ def make_settings(tmp: Path, **overrides: Any) -> Settings:
 @pytest.fixture(scope="session")
 def spine(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A service with two accepted keys (for isolation tests) and no model behind it."""
-    settings = make_settings(tmp_path_factory.mktemp("spine"), api_keys="sk-test,sk-other",
-                             max_body_bytes=1024 * 1024)
+    settings = make_settings(
+        tmp_path_factory.mktemp("spine"), api_keys="sk-test,sk-other", max_body_bytes=1024 * 1024
+    )
     server = LiveServer(loop_thread, settings)
     loop_thread.run(server.start())
     yield server
@@ -104,8 +109,9 @@ def scripted() -> Iterator[ScriptedModel]:
 
 
 @pytest.fixture(scope="session")
-def engine_server(loop_thread: LoopThread, scripted: ScriptedModel,
-                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def engine_server(
+    loop_thread: LoopThread, scripted: ScriptedModel, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
     """A service whose model is the scripted fake (no sandbox)."""
     settings = make_settings(tmp_path_factory.mktemp("engine"), model_url=scripted.url, sse_keepalive=0.2)
     server = LiveServer(loop_thread, settings)

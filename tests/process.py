@@ -26,8 +26,9 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "agent", "serve"], env=self.env, stdout=out,
-                                         stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "agent", "serve"], env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # readiness poll, not a sleep-as-synchronisation
             if self.proc.poll() is not None:

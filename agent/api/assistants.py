@@ -43,10 +43,12 @@ class AssistantUpdate(Request):
 
 
 class AssistantCreate(AssistantUpdate):
-    model: str  # type: ignore[assignment]
+    model: str
 
 
-def tool_resources_wire(res: ToolResources | None, vector_store_ids: list[str] | None = None) -> dict[str, Any]:
+def tool_resources_wire(
+    res: ToolResources | None, vector_store_ids: list[str] | None = None
+) -> dict[str, Any]:
     """Response shape of ``tool_resources``; the ``vector_stores`` helper becomes ``vector_store_ids``."""
     if res is None:
         return {}

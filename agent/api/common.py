@@ -9,7 +9,15 @@ import time
 from typing import Annotated, Any, Literal, TypeVar
 
 from aiohttp import web
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 from agent.errors import InvalidRequest, not_found
@@ -159,7 +167,9 @@ def _message(err: ErrorDetails, param: str) -> str:
     if kind == "extra_forbidden":
         return f"Unrecognized request argument supplied: {param}"
     if kind in _TYPE_NAMES:
-        return f"Invalid type for '{param}': expected {_TYPE_NAMES[kind]}, but got {type(got).__name__} instead."
+        return (
+            f"Invalid type for '{param}': expected {_TYPE_NAMES[kind]}, but got {type(got).__name__} instead."
+        )
     if kind == "string_too_long":
         return (
             f"Invalid '{param}': string too long. Expected a string with maximum length "

@@ -34,13 +34,25 @@ def sweep_partial_uploads(app: web.Application) -> None:
         leftover.unlink(missing_ok=True)
 
 
-def file_object(file_id: str, filename: str, size: int, purpose: str, expires_at: int | None = None) -> dict[str, Any]:
-    return {"id": file_id, "object": "file", "bytes": size, "created_at": now(), "filename": filename,
-            "purpose": purpose, "status": "processed", "expires_at": expires_at, "status_details": None}
+def file_object(
+    file_id: str, filename: str, size: int, purpose: str, expires_at: int | None = None
+) -> dict[str, Any]:
+    return {
+        "id": file_id,
+        "object": "file",
+        "bytes": size,
+        "created_at": now(),
+        "filename": filename,
+        "purpose": purpose,
+        "status": "processed",
+        "expires_at": expires_at,
+        "status_details": None,
+    }
 
 
-async def save_bytes(app: web.Application, who: str, filename: str, data: bytes,
-                     purpose: str = "assistants_output") -> dict[str, Any]:
+async def save_bytes(
+    app: web.Application, who: str, filename: str, data: bytes, purpose: str = "assistants_output"
+) -> dict[str, Any]:
     """Store bytes made on the server (code_interpreter outputs) as a File."""
     file_id = new_id("file-")
     tmp = files_dir(app) / "tmp" / uuid.uuid4().hex
@@ -98,7 +110,8 @@ async def create(request: web.Request) -> web.Response:
         if purpose not in UPLOAD_PURPOSES:
             raise InvalidRequest(
                 f"Invalid value for 'purpose': {purpose!r}. Supported values are: {', '.join(UPLOAD_PURPOSES)}.",
-                param="purpose")
+                param="purpose",
+            )
         expires_at = None
         if "expires_after[seconds]" in fields:
             try:
@@ -117,8 +130,9 @@ async def create(request: web.Request) -> web.Response:
 async def list_(request: web.Request) -> web.Response:
     q = list_query(request, max_limit=10_000, default_limit=10_000)
     where = {"status": request.query["purpose"]} if request.query.get("purpose") else None
-    page = await store(request).list("file", owner(request), limit=q.limit, order=q.order, after=q.after,
-                                     where=where)
+    page = await store(request).list(
+        "file", owner(request), limit=q.limit, order=q.order, after=q.after, where=where
+    )
     return page_response(page)
 
 
@@ -140,8 +154,13 @@ async def content(request: web.Request) -> web.StreamResponse:
     path = file_path(request.app, obj["id"])
     if not path.exists():
         raise not_found("file", obj["id"])
-    return web.FileResponse(path, headers={"Content-Disposition": f'attachment; filename="{obj["filename"]}"',
-                                           "Content-Type": "application/octet-stream"})
+    return web.FileResponse(
+        path,
+        headers={
+            "Content-Disposition": f'attachment; filename="{obj["filename"]}"',
+            "Content-Type": "application/octet-stream",
+        },
+    )
 
 
 @routes.delete("/v1/files/{file_id}")

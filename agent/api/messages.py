@@ -75,9 +75,12 @@ def content_wire(content: str | list[Part]) -> list[dict[str, Any]]:
     for i, part in enumerate(content):
         value = getattr(part, part.type)
         if value is None:
-            raise InvalidRequest(f"Missing required parameter: 'content[{i}].{part.type}'.",
-                                 param=f"content[{i}].{part.type}")
-        out.append(text_part(value) if part.type == "text" else {"type": part.type, part.type: value.model_dump()})
+            raise InvalidRequest(
+                f"Missing required parameter: 'content[{i}].{part.type}'.", param=f"content[{i}].{part.type}"
+            )
+        out.append(
+            text_part(value) if part.type == "text" else {"type": part.type, part.type: value.model_dump()}
+        )
     return out
 
 
@@ -113,8 +116,9 @@ def new_message(
 
 def from_request(thread_id: str, body: MessageCreate) -> dict[str, Any]:
     attachments = [a.model_dump() for a in body.attachments or []]
-    return new_message(thread_id, body.role, content_wire(body.content), attachments=attachments,
-                       metadata=body.metadata)
+    return new_message(
+        thread_id, body.role, content_wire(body.content), attachments=attachments, metadata=body.metadata
+    )
 
 
 async def insert(conn: AsyncConnection, msg: dict[str, Any], owner_: str) -> None:
@@ -144,7 +148,9 @@ async def list_(request: web.Request) -> web.Response:
     await get_or_404(request, "thread", thread_id)
     q = list_query(request)
     where = {"run_id": request.query["run_id"]} if request.query.get("run_id") else None
-    page = await store(request).list("message", owner(request), parent=thread_id, where=where, **q.model_dump())
+    page = await store(request).list(
+        "message", owner(request), parent=thread_id, where=where, **q.model_dump()
+    )
     return page_response(page)
 
 

@@ -83,7 +83,9 @@ class SubmitToolOutputs(Request):
     stream: bool | None = None
 
 
-def new_run(request: web.Request, thread_id: str, assistant: dict[str, Any], body: RunOptions) -> dict[str, Any]:
+def new_run(
+    request: web.Request, thread_id: str, assistant: dict[str, Any], body: RunOptions
+) -> dict[str, Any]:
     instructions = body.instructions if body.instructions is not None else assistant.get("instructions") or ""
     extra = getattr(body, "additional_instructions", None)
     if extra:
@@ -92,19 +94,36 @@ def new_run(request: web.Request, thread_id: str, assistant: dict[str, Any], bod
 
     def pick(field: str, default: Any) -> Any:
         value = getattr(body, field)
-        return value if value is not None else assistant.get(field, default) if field in assistant else default
+        return (
+            value if value is not None else assistant.get(field, default) if field in assistant else default
+        )
 
     return {
-        "id": new_id("run_"), "object": "thread.run", "created_at": created, "thread_id": thread_id,
-        "assistant_id": assistant["id"], "status": "queued", "required_action": None, "last_error": None,
-        "expires_at": created + request.app[SETTINGS].run_timeout, "started_at": None, "cancelled_at": None,
-        "failed_at": None, "completed_at": None, "incomplete_details": None,
-        "model": body.model or assistant["model"], "instructions": instructions,
+        "id": new_id("run_"),
+        "object": "thread.run",
+        "created_at": created,
+        "thread_id": thread_id,
+        "assistant_id": assistant["id"],
+        "status": "queued",
+        "required_action": None,
+        "last_error": None,
+        "expires_at": created + request.app[SETTINGS].run_timeout,
+        "started_at": None,
+        "cancelled_at": None,
+        "failed_at": None,
+        "completed_at": None,
+        "incomplete_details": None,
+        "model": body.model or assistant["model"],
+        "instructions": instructions,
         "tools": [t.wire() for t in body.tools] if body.tools is not None else assistant["tools"],
-        "metadata": body.metadata or {}, "usage": None,
-        "temperature": pick("temperature", 1.0), "top_p": pick("top_p", 1.0),
-        "max_prompt_tokens": body.max_prompt_tokens, "max_completion_tokens": body.max_completion_tokens,
-        "truncation_strategy": body.truncation_strategy.model_dump() if body.truncation_strategy
+        "metadata": body.metadata or {},
+        "usage": None,
+        "temperature": pick("temperature", 1.0),
+        "top_p": pick("top_p", 1.0),
+        "max_prompt_tokens": body.max_prompt_tokens,
+        "max_completion_tokens": body.max_completion_tokens,
+        "truncation_strategy": body.truncation_strategy.model_dump()
+        if body.truncation_strategy
         else {"type": "auto", "last_messages": None},
         "tool_choice": body.tool_choice or "auto",
         "parallel_tool_calls": True if body.parallel_tool_calls is None else body.parallel_tool_calls,
@@ -116,8 +135,12 @@ async def _assistant(request: web.Request, assistant_id: str) -> dict[str, Any]:
     return await get_or_404(request, "assistant", assistant_id)
 
 
-async def _start(request: web.Request, run: dict[str, Any], stream: bool,
-                 first: list[tuple[str, dict[str, Any]]] | None = None) -> web.StreamResponse:
+async def _start(
+    request: web.Request,
+    run: dict[str, Any],
+    stream: bool,
+    first: list[tuple[str, dict[str, Any]]] | None = None,
+) -> web.StreamResponse:
     """Publish the run's creation and hand it to the executor; answer JSON or the event stream."""
     bus = request.app[BUS]
     queue = bus.subscribe(run["id"]) if stream else None
@@ -229,7 +252,8 @@ async def submit_tool_outputs(request: web.Request) -> web.StreamResponse:
         if sorted(given) != sorted(expected) or len(given) != len(body.tool_outputs):
             raise InvalidRequest(
                 f"Expected tool outputs for call_ids {expected}, got {[o.tool_call_id for o in body.tool_outputs]}.",
-                param="tool_outputs")
+                param="tool_outputs",
+            )
         step = await _pending_step(conn, who, run, expected[0])
         for call in step["step_details"]["tool_calls"]:
             if call["id"] in given:

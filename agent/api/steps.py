@@ -22,10 +22,9 @@ def render(step: dict[str, Any], include_content: bool) -> dict[str, Any]:
     step = scrub(step)
     for call in step["step_details"].get("tool_calls") or []:
         body = call.get(call["type"])
-        if isinstance(body, dict):
-            if call["type"] == "file_search" and not include_content:
-                for result in body.get("results") or []:
-                    result.pop("content", None)
+        if isinstance(body, dict) and call["type"] == "file_search" and not include_content:
+            for result in body.get("results") or []:
+                result.pop("content", None)
     return step
 
 
@@ -35,8 +34,9 @@ async def list_(request: web.Request) -> web.Response:
     await get_or_404(request, "thread", m["thread_id"])
     await get_or_404(request, "run", m["run_id"], m["thread_id"])
     q = list_query(request)
-    page = await store(request).list("step", owner(request), parent=m["thread_id"], where={"run_id": m["run_id"]},
-                                     **q.model_dump())
+    page = await store(request).list(
+        "step", owner(request), parent=m["thread_id"], where={"run_id": m["run_id"]}, **q.model_dump()
+    )
     keep = _include_content(request)
     page.data = [render(s, keep) for s in page.data]
     return page_response(page)

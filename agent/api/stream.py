@@ -12,6 +12,7 @@ from aiohttp_sse import sse_response
 from agent.app_keys import SETTINGS
 from agent.engine.bus import END_EVENTS, Event, EventBus
 
+
 async def stream_run(
     request: web.Request,
     bus: EventBus,
@@ -21,7 +22,9 @@ async def stream_run(
 ) -> web.StreamResponse:
     """Relay the run's events until the leg ends; a client that goes away does not stop the run."""
     try:
-        async with sse_response(request, allow_all_methods=True, ping_interval=request.app[SETTINGS].sse_keepalive) as resp:
+        async with sse_response(
+            request, allow_all_methods=True, ping_interval=request.app[SETTINGS].sse_keepalive
+        ) as resp:
             for name, data in first or []:
                 await resp.send(json.dumps(data), event=name)
             while True:

@@ -8,9 +8,20 @@ from aiohttp import web
 from pydantic import Field
 
 from agent.api import messages
-from agent.api.messages import MessageCreate
 from agent.api.assistants import tool_resources_wire
-from agent.api.common import Metadata, Request, ToolResources, deleted, get_or_404, new_id, now, owner, parse, store
+from agent.api.common import (
+    Metadata,
+    Request,
+    ToolResources,
+    deleted,
+    get_or_404,
+    new_id,
+    now,
+    owner,
+    parse,
+    store,
+)
+from agent.api.messages import MessageCreate
 from agent.app_keys import THREAD_DELETED
 from agent.errors import not_found
 from agent.store import db
@@ -35,7 +46,7 @@ async def create_thread(request: web.Request, body: ThreadCreate) -> dict[str, A
     from agent.api.vector_stores import create_helper_stores
 
     ids = await create_helper_stores(request, body.tool_resources)
-    thread = {
+    thread: dict[str, Any] = {
         "id": new_id("thread_"),
         "object": "thread",
         "created_at": now(),

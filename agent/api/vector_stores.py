@@ -104,23 +104,40 @@ async def render_store(request: web.Request, vs: dict[str, Any]) -> dict[str, An
 
 
 async def render_batch(request: web.Request, batch: dict[str, Any]) -> dict[str, Any]:
-    counts = _counts(await store(request).count_by("vector_store_file", owner(request),
-                                                   batch["vector_store_id"], run_id=batch["id"]))
+    counts = _counts(
+        await store(request).count_by(
+            "vector_store_file", owner(request), batch["vector_store_id"], run_id=batch["id"]
+        )
+    )
     batch["file_counts"] = counts
     if batch["status"] == "in_progress" and not counts["in_progress"]:
         batch["status"] = "completed"
     return batch
 
 
-async def add_file(request: web.Request, vs_id: str, file_id: str, attributes: Attributes,
-                   strategy: dict[str, Any] | None, batch_id: str | None = None) -> dict[str, Any]:
+async def add_file(
+    request: web.Request,
+    vs_id: str,
+    file_id: str,
+    attributes: Attributes,
+    strategy: dict[str, Any] | None,
+    batch_id: str | None = None,
+) -> dict[str, Any]:
     """Attach a File to a store (in_progress) and queue its ingestion."""
     who = owner(request)
     if await store(request).get("file", file_id, who) is None:
         raise not_found("file", file_id)
-    vsf = {"id": file_id, "object": "vector_store.file", "usage_bytes": 0, "created_at": now(),
-           "vector_store_id": vs_id, "status": "in_progress", "last_error": None,
-           "chunking_strategy": _strategy(strategy), "attributes": attributes or {}}
+    vsf = {
+        "id": file_id,
+        "object": "vector_store.file",
+        "usage_bytes": 0,
+        "created_at": now(),
+        "vector_store_id": vs_id,
+        "status": "in_progress",
+        "last_error": None,
+        "chunking_strategy": _strategy(strategy),
+        "attributes": attributes or {},
+    }
     await store(request).delete("vector_store_file", file_id, who, vs_id)
     await store(request).insert("vector_store_file", vsf, who, parent=vs_id, run_id=batch_id)
     request.app[INGESTOR].enqueue(who, vs_id, file_id)
@@ -128,11 +145,19 @@ async def add_file(request: web.Request, vs_id: str, file_id: str, attributes: A
 
 
 async def new_store(request: web.Request, body: StoreCreate) -> dict[str, Any]:
-    vs = {"id": new_id("vs_"), "object": "vector_store", "created_at": now(), "name": body.name or "",
-          "usage_bytes": 0, "file_counts": _counts({}), "status": "completed",
-          "expires_after": body.expires_after.model_dump() if body.expires_after else None,
-          "expires_at": now() + body.expires_after.days * 86400 if body.expires_after else None,
-          "last_active_at": now(), "metadata": body.metadata or {}}
+    vs: dict[str, Any] = {
+        "id": new_id("vs_"),
+        "object": "vector_store",
+        "created_at": now(),
+        "name": body.name or "",
+        "usage_bytes": 0,
+        "file_counts": _counts({}),
+        "status": "completed",
+        "expires_after": body.expires_after.model_dump() if body.expires_after else None,
+        "expires_at": now() + body.expires_after.days * 86400 if body.expires_after else None,
+        "last_active_at": now(),
+        "metadata": body.metadata or {},
+    }
     await store(request).insert("vector_store", vs, owner(request))
     for file_id in body.file_ids or []:
         await add_file(request, vs["id"], file_id, None, body.chunking_strategy)
@@ -145,8 +170,12 @@ async def create_helper_stores(request: web.Request, res: ToolResources | None) 
         return None
     ids = []
     for helper in res.file_search.vector_stores:
-        vs = await new_store(request, StoreCreate(file_ids=helper.file_ids, metadata=helper.metadata,
-                                                  chunking_strategy=helper.chunking_strategy))
+        vs = await new_store(
+            request,
+            StoreCreate(
+                file_ids=helper.file_ids, metadata=helper.metadata, chunking_strategy=helper.chunking_strategy
+            ),
+        )
         ids.append(vs["id"])
     return ids
 
@@ -219,17 +248,30 @@ async def search(request: web.Request) -> web.Response:
     body = await parse(request, SearchRequest)
     threshold = float((body.ranking_options or {}).get("score_threshold") or 0.0)
     try:
-        hits = await request.app[INGESTOR].index.search([vs["id"]], body.query, body.filters,
-                                                        body.max_num_results, threshold)
+        hits = await request.app[INGESTOR].index.search(
+            [vs["id"]], body.query, body.filters, body.max_num_results, threshold
+        )
     except ValueError as exc:
         raise InvalidRequest(str(exc), param="filters") from None
     queries = [body.query] if isinstance(body.query, str) else body.query
-    return web.json_response({
-        "object": "vector_store.search_results.page", "search_query": queries, "has_more": False,
-        "next_page": None,
-        "data": [{"file_id": h.file_id, "filename": h.filename, "score": h.score, "attributes": h.attributes,
-                  "content": [{"type": "text", "text": h.text}]} for h in hits],
-    })
+    return web.json_response(
+        {
+            "object": "vector_store.search_results.page",
+            "search_query": queries,
+            "has_more": False,
+            "next_page": None,
+            "data": [
+                {
+                    "file_id": h.file_id,
+                    "filename": h.filename,
+                    "score": h.score,
+                    "attributes": h.attributes,
+                    "content": [{"type": "text", "text": h.text}],
+                }
+                for h in hits
+            ],
+        }
+    )
 
 
 # --- files ----------------------------------------------------------------------------------------
@@ -238,8 +280,9 @@ def _filter(request: web.Request) -> dict[str, Any] | None:
     if value is None:
         return None
     if value not in STATUSES:
-        raise InvalidRequest(f"Invalid 'filter': {value!r}. Supported values are: {', '.join(STATUSES)}.",
-                             param="filter")
+        raise InvalidRequest(
+            f"Invalid 'filter': {value!r}. Supported values are: {', '.join(STATUSES)}.", param="filter"
+        )
     return {"status": value}
 
 
@@ -247,22 +290,29 @@ def _filter(request: web.Request) -> dict[str, Any] | None:
 async def create_file(request: web.Request) -> web.Response:
     vs = await _store(request)
     body = await parse(request, FileCreate)
-    return web.json_response(await add_file(request, vs["id"], body.file_id, body.attributes,
-                                            body.chunking_strategy))
+    return web.json_response(
+        await add_file(request, vs["id"], body.file_id, body.attributes, body.chunking_strategy)
+    )
 
 
 @routes.get("/v1/vector_stores/{vs_id}/files")
 async def list_files(request: web.Request) -> web.Response:
     vs = await _store(request)
-    page = await store(request).list("vector_store_file", owner(request), parent=vs["id"], where=_filter(request),
-                                     **list_query(request).model_dump())
+    page = await store(request).list(
+        "vector_store_file",
+        owner(request),
+        parent=vs["id"],
+        where=_filter(request),
+        **list_query(request).model_dump(),
+    )
     return page_response(page)
 
 
 async def _vsf(request: web.Request) -> dict[str, Any]:
     vs = await _store(request)
-    return await get_or_404(request, "vector_store_file", request.match_info["file_id"], vs["id"],
-                            label="vector store file")
+    return await get_or_404(
+        request, "vector_store_file", request.match_info["file_id"], vs["id"], label="vector store file"
+    )
 
 
 @routes.get("/v1/vector_stores/{vs_id}/files/{file_id}")
@@ -292,8 +342,14 @@ async def delete_file(request: web.Request) -> web.Response:
 async def file_content(request: web.Request) -> web.Response:
     vsf = await _vsf(request)
     chunks = await request.app[INGESTOR].index.file_chunks(vsf["vector_store_id"], vsf["id"])
-    return web.json_response({"object": "vector_store.file_content.page", "has_more": False, "next_page": None,
-                              "data": [{"type": "text", "text": c} for c in chunks]})
+    return web.json_response(
+        {
+            "object": "vector_store.file_content.page",
+            "has_more": False,
+            "next_page": None,
+            "data": [{"type": "text", "text": c} for c in chunks],
+        }
+    )
 
 
 # --- batches --------------------------------------------------------------------------------------
@@ -303,30 +359,42 @@ async def create_batch(request: web.Request) -> web.Response:
     body = await parse(request, BatchCreate)
     if (body.file_ids is None) == (body.files is None):
         raise InvalidRequest("Provide exactly one of 'file_ids' or 'files'.", param="file_ids")
-    entries = body.files or [FileCreate(file_id=f, attributes=body.attributes,
-                                        chunking_strategy=body.chunking_strategy) for f in body.file_ids or []]
+    entries = body.files or [
+        FileCreate(file_id=f, attributes=body.attributes, chunking_strategy=body.chunking_strategy)
+        for f in body.file_ids or []
+    ]
     who = owner(request)
     for entry in entries:  # all or nothing: check every id before attaching any
         if await store(request).get("file", entry.file_id, who) is None:
             raise not_found("file", entry.file_id)
-    batch = {"id": new_id("vsfb_"), "object": "vector_store.file_batch", "created_at": now(),
-             "vector_store_id": vs["id"], "status": "in_progress", "file_counts": _counts({})}
+    batch = {
+        "id": new_id("vsfb_"),
+        "object": "vector_store.file_batch",
+        "created_at": now(),
+        "vector_store_id": vs["id"],
+        "status": "in_progress",
+        "file_counts": _counts({}),
+    }
     await store(request).insert("file_batch", batch, who, parent=vs["id"])
     for entry in entries:
-        await add_file(request, vs["id"], entry.file_id, entry.attributes, entry.chunking_strategy, batch["id"])
+        await add_file(
+            request, vs["id"], entry.file_id, entry.attributes, entry.chunking_strategy, batch["id"]
+        )
     return web.json_response(await render_batch(request, batch))
 
 
 async def _batch(request: web.Request) -> dict[str, Any]:
     vs = await _store(request)
-    return await get_or_404(request, "file_batch", request.match_info["batch_id"], vs["id"],
-                            label="vector store file batch")
+    return await get_or_404(
+        request, "file_batch", request.match_info["batch_id"], vs["id"], label="vector store file batch"
+    )
 
 
 @routes.get("/v1/vector_stores/{vs_id}/file_batches/{batch_id}")
 async def retrieve_batch(request: web.Request) -> web.Response:
-    return web.json_response(await render_batch(request, await _batch(request)),
-                             headers={"openai-poll-after-ms": "100"})
+    return web.json_response(
+        await render_batch(request, await _batch(request)), headers={"openai-poll-after-ms": "100"}
+    )
 
 
 @routes.post("/v1/vector_stores/{vs_id}/file_batches/{batch_id}/cancel")
@@ -334,8 +402,13 @@ async def cancel_batch(request: web.Request) -> web.Response:
     batch = await _batch(request)
     who = owner(request)
     if batch["status"] == "in_progress":
-        for _, vsf in await store(request).find("vector_store_file", owner=who, parent=batch["vector_store_id"],
-                                                 run_id=batch["id"], status="in_progress"):
+        for _, vsf in await store(request).find(
+            "vector_store_file",
+            owner=who,
+            parent=batch["vector_store_id"],
+            run_id=batch["id"],
+            status="in_progress",
+        ):
             vsf["status"] = "cancelled"
             await store(request).update("vector_store_file", vsf, who, vsf["vector_store_id"])
         batch["status"] = "cancelled"
@@ -347,7 +420,11 @@ async def cancel_batch(request: web.Request) -> web.Response:
 async def list_batch_files(request: web.Request) -> web.Response:
     batch = await _batch(request)
     where = {"run_id": batch["id"], **(_filter(request) or {})}
-    page = await store(request).list("vector_store_file", owner(request), parent=batch["vector_store_id"],
-                                     where=where, **list_query(request).model_dump())
+    page = await store(request).list(
+        "vector_store_file",
+        owner(request),
+        parent=batch["vector_store_id"],
+        where=where,
+        **list_query(request).model_dump(),
+    )
     return page_response(page)
-

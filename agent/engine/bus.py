@@ -13,7 +13,8 @@ from typing import Any
 
 # Events after which a stream leg ends (spec §4.1: terminal run states and requires_action).
 END_EVENTS = frozenset(
-    f"thread.run.{s}" for s in ("requires_action", "completed", "incomplete", "failed", "cancelled", "expired")
+    f"thread.run.{s}"
+    for s in ("requires_action", "completed", "incomplete", "failed", "cancelled", "expired")
 )
 
 

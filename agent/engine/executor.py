@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+
 from agent.engine.bus import EventBus
 from agent.engine.loop import Env, execute
 from agent.engine.records import TERMINAL, RunRecorder
@@ -78,12 +79,23 @@ class Executor:
             await self._fail(rec, {"code": err.code, "message": err.message})
         except Exception as err:  # never leave a run stuck
             log.exception("run %s failed", run["id"])
-            await self._fail(rec, {"code": "server_error", "message": f"Internal error: {type(err).__name__}"})
+            await self._fail(
+                rec, {"code": "server_error", "message": f"Internal error: {type(err).__name__}"}
+            )
 
     async def _fail(self, rec: RunRecorder, error: dict[str, str]) -> None:
         # streams raise on this (spec §4.5), then see the run's terminal event
-        rec.publish("error", {"error": {"message": error["message"], "type": error["code"], "param": None,
-                                        "code": error["code"]}})
+        rec.publish(
+            "error",
+            {
+                "error": {
+                    "message": error["message"],
+                    "type": error["code"],
+                    "param": None,
+                    "code": error["code"],
+                }
+            },
+        )
         await self._finish(rec, "failed", error)
 
     async def _finish(self, rec: RunRecorder, outcome: str, error: dict[str, str] | None = None) -> None:
@@ -101,8 +113,15 @@ class Executor:
             for a in m.get("attachments") or []
             if any(t["type"] == "code_interpreter" for t in a.get("tools") or [])
         ]
-        ctx = ToolContext(owner=rec.owner, thread_id=rec.thread_id, run_id=run["id"], assistant=assistant,
-                          thread=thread, tools=run["tools"], attached=attached)
+        ctx = ToolContext(
+            owner=rec.owner,
+            thread_id=rec.thread_id,
+            run_id=run["id"],
+            assistant=assistant,
+            thread=thread,
+            tools=run["tools"],
+            attached=attached,
+        )
         rec.ctx = ctx
         return ctx
 
@@ -114,7 +133,11 @@ class Executor:
             await asyncio.sleep(0.5)
             try:
                 for run in await self.store.runs_with_status(OPEN):
-                    if run.get("expires_at") and run["expires_at"] <= time.time() and run["status"] not in TERMINAL:
+                    if (
+                        run.get("expires_at")
+                        and run["expires_at"] <= time.time()
+                        and run["status"] not in TERMINAL
+                    ):
                         owner = await self.store.owner_of("run", run["id"]) or "-"
                         await self.stop(RunRecorder(self.store, self.bus, run, owner), "expired")
             except Exception:
@@ -125,8 +148,9 @@ async def _discard_partial(rec: RunRecorder) -> None:
     """After a crash: drop the unfinished step (and its message) so the turn can be taken again."""
     for step in await rec.open_steps():
         if step["type"] == "message_creation":
-            await rec.store.delete("message", step["step_details"]["message_creation"]["message_id"], rec.owner,
-                                   rec.thread_id)
+            await rec.store.delete(
+                "message", step["step_details"]["message_creation"]["message_id"], rec.owner, rec.thread_id
+            )
         await rec.store.delete("step", step["id"], rec.owner, rec.thread_id)
 
 

@@ -8,8 +8,16 @@ from typing import Any
 
 from agent.engine import prompt
 from agent.engine.records import RunRecorder, add_usage
-from agent.llm.types import ChatModel, ChatRequest, Completion, ModelError, TextDelta, ToolCallDelta, ToolCallStart
-from agent.tools import ServerTool, ToolContext, Toolbox
+from agent.llm.types import (
+    ChatModel,
+    ChatRequest,
+    Completion,
+    ModelError,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallStart,
+)
+from agent.tools import ServerTool, Toolbox, ToolContext
 from agent.tools.base import StringField
 
 MAX_MODEL_MISTAKES = 3
@@ -63,8 +71,9 @@ async def execute(rec: RunRecorder, env: Env, ctx: ToolContext) -> None:
     raise ModelError(f"The run did not finish within {env.max_turns} model turns.")
 
 
-async def _dispatch(rec: RunRecorder, box: Toolbox, ctx: ToolContext,
-                    completion: Completion) -> tuple[dict[str, Any], list[dict[str, Any]], bool]:
+async def _dispatch(
+    rec: RunRecorder, box: Toolbox, ctx: ToolContext, completion: Completion
+) -> tuple[dict[str, Any], list[dict[str, Any]], bool]:
     """Run the server-side calls, answer the malformed ones, collect the client's function calls."""
     step = await rec.tool_step_open()
     records = step["step_details"]["tool_calls"]
@@ -79,27 +88,41 @@ async def _dispatch(rec: RunRecorder, box: Toolbox, ctx: ToolContext,
             mistake = True
             known = ", ".join(sorted([*box.server, *box.functions]))
             record["type"] = "function"
-            record["function"] = {"name": call.name, "arguments": call.arguments,
-                                  "output": f"Error: {call.error or f'no tool named {call.name!r}'}. "
-                                            f"Available tools: {known}."}
+            record["function"] = {
+                "name": call.name,
+                "arguments": call.arguments,
+                "output": f"Error: {call.error or f'no tool named {call.name!r}'}. Available tools: {known}.",
+            }
         elif tool is not None:
             output = await tool.invoke(json.loads(call.arguments or "{}"), ctx)
             ctx.made.extend(output.files)
             record[tool.step_type] = {**record.get(tool.step_type, {}), **output.record}
             outs = output.record.get("outputs")
             if outs:
-                rec.step_delta(step, {"index": i, "type": tool.step_type, tool.step_type: {
-                    "outputs": [{"index": j, **o} for j, o in enumerate(outs)]}})
+                rec.step_delta(
+                    step,
+                    {
+                        "index": i,
+                        "type": tool.step_type,
+                        tool.step_type: {"outputs": [{"index": j, **o} for j, o in enumerate(outs)]},
+                    },
+                )
         else:
             record["function"]["arguments"] = call.arguments
-            pending.append({"id": call.id, "type": "function",
-                            "function": {"name": call.name, "arguments": call.arguments}})
+            pending.append(
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+            )
     rec.tool_step = None
     return step, pending, mistake
 
 
-def _request(run: dict[str, Any], history: list[dict[str, Any]], box: Toolbox, env: Env,
-             first: bool) -> ChatRequest:
+def _request(
+    run: dict[str, Any], history: list[dict[str, Any]], box: Toolbox, env: Env, first: bool
+) -> ChatRequest:
     messages = prompt.build(run, history, env.context)
     if run.get("max_prompt_tokens") and prompt.estimate_tokens(messages) > run["max_prompt_tokens"]:
         raise Limit("max_prompt_tokens")
@@ -116,9 +139,14 @@ def _request(run: dict[str, Any], history: list[dict[str, Any]], box: Toolbox, e
             raise Limit("max_completion_tokens")
     fmt = run.get("response_format")
     return ChatRequest(
-        model=run["model"], messages=messages, tools=box.schemas or None,
-        tool_choice=choice if box.schemas else None, parallel_tool_calls=run.get("parallel_tool_calls", True),
-        temperature=run.get("temperature"), top_p=run.get("top_p"), max_tokens=remaining,
+        model=run["model"],
+        messages=messages,
+        tools=box.schemas or None,
+        tool_choice=choice if box.schemas else None,
+        parallel_tool_calls=run.get("parallel_tool_calls", True),
+        temperature=run.get("temperature"),
+        top_p=run.get("top_p"),
+        max_tokens=remaining,
         response_format=fmt if isinstance(fmt, dict) and fmt.get("type") != "text" else None,
     )
 
@@ -147,8 +175,10 @@ async def _ask(rec: RunRecorder, model: ChatModel, request: ChatRequest, box: To
             record = rec.tool_step["step_details"]["tool_calls"][event.index]
             if record["type"] == "function":
                 record["function"]["arguments"] += event.arguments
-                rec.step_delta(rec.tool_step, {"index": event.index, "type": "function",
-                                               "function": {"arguments": event.arguments}})
+                rec.step_delta(
+                    rec.tool_step,
+                    {"index": event.index, "type": "function", "function": {"arguments": event.arguments}},
+                )
             elif event.index in inputs and (piece := inputs[event.index].feed(event.arguments)):
                 kind = record["type"]
                 record[kind]["input"] += piece
@@ -162,8 +192,10 @@ async def _ask(rec: RunRecorder, model: ChatModel, request: ChatRequest, box: To
 
 def _check_limits(run: dict[str, Any], completion: Completion) -> None:
     usage = run.get("usage") or {}
-    if run.get("max_completion_tokens") and (completion.finish_reason == "length"
-                                             or usage.get("completion_tokens", 0) >= run["max_completion_tokens"]):
+    if run.get("max_completion_tokens") and (
+        completion.finish_reason == "length"
+        or usage.get("completion_tokens", 0) >= run["max_completion_tokens"]
+    ):
         raise Limit("max_completion_tokens")
     last_prompt = completion.usage.prompt_tokens if completion.usage else 0
     if run.get("max_prompt_tokens") and last_prompt > run["max_prompt_tokens"]:

@@ -35,7 +35,8 @@ def call_to_chat(call: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     elif kind == "code_interpreter":
         name, args = "code_interpreter", json.dumps({"code": body.get("input", "")})
         output = body.get("_model_output") or "\n".join(
-            o["logs"] if o["type"] == "logs" else f"[image {o['image']['file_id']}]" for o in body["outputs"])
+            o["logs"] if o["type"] == "logs" else f"[image {o['image']['file_id']}]" for o in body["outputs"]
+        )
     else:
         name, args = "file_search", json.dumps({"query": body.get("_model_input", "")})
         output = body.get("_model_output") or ""
@@ -98,11 +99,15 @@ async def _all(store: Store, kind: str, owner: str, thread_id: str) -> list[dict
         after = page.data[-1]["id"]
 
 
-def truncate(history: list[dict[str, Any]], strategy: dict[str, Any] | None, budget: int) -> list[dict[str, Any]]:
+def truncate(
+    history: list[dict[str, Any]], strategy: dict[str, Any] | None, budget: int
+) -> list[dict[str, Any]]:
     """``last_messages`` keeps the N most recent thread messages; ``auto`` drops the oldest to fit."""
     strategy = strategy or {"type": "auto"}
     if strategy.get("type") == "last_messages" and strategy.get("last_messages"):
-        history = _from_turn(history, len(history) - _nth_message_from_end(history, strategy["last_messages"]))
+        history = _from_turn(
+            history, len(history) - _nth_message_from_end(history, strategy["last_messages"])
+        )
     while len(history) > 1 and estimate_tokens(history) > budget:
         history = _from_turn(history, 1)
     return history

@@ -27,7 +27,9 @@ def add_usage(total: dict[str, int] | None, usage: dict[str, int] | None) -> dic
         return total
     if total is None:
         return dict(usage)
-    return {k: total.get(k, 0) + usage.get(k, 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+    return {
+        k: total.get(k, 0) + usage.get(k, 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+    }
 
 
 class RunRecorder:
@@ -49,8 +51,12 @@ class RunRecorder:
     async def set_status(self, status: str, **fields: Any) -> None:
         run = self.run
         run.update(status=status, **fields)
-        stamp = {"in_progress": "started_at", "completed": "completed_at", "failed": "failed_at",
-                 "cancelled": "cancelled_at"}.get(status)
+        stamp = {
+            "in_progress": "started_at",
+            "completed": "completed_at",
+            "failed": "failed_at",
+            "cancelled": "cancelled_at",
+        }.get(status)
         if stamp:
             run[stamp] = now()
         if status in TERMINAL:
@@ -69,11 +75,22 @@ class RunRecorder:
     def _new_step(self, kind: str, details: dict[str, Any]) -> dict[str, Any]:
         run = self.run
         return {
-            "id": new_id("step_"), "object": "thread.run.step", "created_at": now(),
-            "assistant_id": run["assistant_id"], "thread_id": run["thread_id"], "run_id": run["id"],
-            "type": kind, "status": "in_progress", "step_details": {"type": kind, kind: details},
-            "last_error": None, "expired_at": None, "cancelled_at": None, "failed_at": None,
-            "completed_at": None, "metadata": {}, "usage": None,
+            "id": new_id("step_"),
+            "object": "thread.run.step",
+            "created_at": now(),
+            "assistant_id": run["assistant_id"],
+            "thread_id": run["thread_id"],
+            "run_id": run["id"],
+            "type": kind,
+            "status": "in_progress",
+            "step_details": {"type": kind, kind: details},
+            "last_error": None,
+            "expired_at": None,
+            "cancelled_at": None,
+            "failed_at": None,
+            "completed_at": None,
+            "metadata": {},
+            "usage": None,
         }
 
     async def _insert_step(self, step: dict[str, Any]) -> None:
@@ -84,8 +101,13 @@ class RunRecorder:
     async def save_step(self, step: dict[str, Any]) -> None:
         await self.store.update("step", step, self.owner, parent=self.thread_id)
 
-    async def end_step(self, step: dict[str, Any], status: str, usage: dict[str, int] | None = None,
-                       error: dict[str, str] | None = None) -> None:
+    async def end_step(
+        self,
+        step: dict[str, Any],
+        status: str,
+        usage: dict[str, int] | None = None,
+        error: dict[str, str] | None = None,
+    ) -> None:
         step["status"] = status
         step[f"{'expired' if status == 'expired' else status}_at"] = now()
         step["usage"] = usage if usage is not None else step["usage"]
@@ -102,17 +124,27 @@ class RunRecorder:
         return self.tool_step
 
     def step_delta(self, step: dict[str, Any], call_delta: dict[str, Any]) -> None:
-        self.publish("thread.run.step.delta", {
-            "id": step["id"], "object": "thread.run.step.delta",
-            "delta": {"step_details": {"type": "tool_calls", "tool_calls": [call_delta]}},
-        })
+        self.publish(
+            "thread.run.step.delta",
+            {
+                "id": step["id"],
+                "object": "thread.run.step.delta",
+                "delta": {"step_details": {"type": "tool_calls", "tool_calls": [call_delta]}},
+            },
+        )
 
     # --- messages -------------------------------------------------------------------------------
     async def message_open(self) -> dict[str, Any]:
         if self.message is None:
             run = self.run
-            msg = new_message(self.thread_id, "assistant", [], status="in_progress",
-                              assistant_id=run["assistant_id"], run_id=run["id"])
+            msg = new_message(
+                self.thread_id,
+                "assistant",
+                [],
+                status="in_progress",
+                assistant_id=run["assistant_id"],
+                run_id=run["id"],
+            )
             self.message_step = self._new_step("message_creation", {"message_id": msg["id"]})
             await self._insert_step(self.message_step)
             await self.store.insert("message", msg, self.owner, parent=self.thread_id, run_id=run["id"])
@@ -125,11 +157,17 @@ class RunRecorder:
     def _show_images(self, msg: dict[str, Any]) -> None:
         """Charts code_interpreter made in this leg open the next message, as the hosted API showed them."""
         images = [m["file"]["id"] for m in (self.ctx.made if self.ctx else []) if m.get("image")]
-        for file_id in images[self._shown_images:]:
+        for file_id in images[self._shown_images :]:
             part = {"type": "image_file", "image_file": {"file_id": file_id, "detail": "auto"}}
             msg["content"].append(part)
-            self.publish("thread.message.delta", {"id": msg["id"], "object": "thread.message.delta",
-                                                  "delta": {"content": [{"index": len(msg["content"]) - 1, **part}]}})
+            self.publish(
+                "thread.message.delta",
+                {
+                    "id": msg["id"],
+                    "object": "thread.message.delta",
+                    "delta": {"content": [{"index": len(msg["content"]) - 1, **part}]},
+                },
+            )
         self._shown_images = len(images)
 
     def _annotate(self, msg: dict[str, Any]) -> None:
@@ -140,41 +178,67 @@ class RunRecorder:
         for index, part in enumerate(msg["content"]):
             if part["type"] != "text":
                 continue
-            value, found = part["text"]["value"], []
+            value: str = part["text"]["value"]
+            found: list[dict[str, Any]] = []
             for m in CITATION.finditer(value):
                 n = int(m.group(1))
                 if n < len(self.ctx.sources):
-                    found.append({"type": "file_citation", "text": m.group(0), "start_index": m.start(),
-                                  "end_index": m.end(), "file_citation": {"file_id": self.ctx.sources[n]}})
+                    found.append(
+                        {
+                            "type": "file_citation",
+                            "text": m.group(0),
+                            "start_index": m.start(),
+                            "end_index": m.end(),
+                            "file_citation": {"file_id": self.ctx.sources[n]},
+                        }
+                    )
             for m in SANDBOX_LINK.finditer(value):
                 file_id = paths.get(m.group(0).removeprefix("sandbox:"))
                 if file_id:
-                    found.append({"type": "file_path", "text": m.group(0), "start_index": m.start(),
-                                  "end_index": m.end(), "file_path": {"file_id": file_id}})
+                    found.append(
+                        {
+                            "type": "file_path",
+                            "text": m.group(0),
+                            "start_index": m.start(),
+                            "end_index": m.end(),
+                            "file_path": {"file_id": file_id},
+                        }
+                    )
             if not found:
                 continue
             found.sort(key=lambda a: a["start_index"])
             part["text"]["annotations"] = found
-            delta = {"index": index, "type": "text", "text": {"value": "", "annotations": [
-                {"index": i, **a} for i, a in enumerate(found)]}}
-            self.publish("thread.message.delta", {"id": msg["id"], "object": "thread.message.delta",
-                                                  "delta": {"content": [delta]}})
+            delta = {
+                "index": index,
+                "type": "text",
+                "text": {"value": "", "annotations": [{"index": i, **a} for i, a in enumerate(found)]},
+            }
+            self.publish(
+                "thread.message.delta",
+                {"id": msg["id"], "object": "thread.message.delta", "delta": {"content": [delta]}},
+            )
 
     async def text_delta(self, text: str) -> None:
         msg = await self.message_open()
         content = msg["content"]
         if not content or content[-1]["type"] != "text":
             content.append({"type": "text", "text": {"value": "", "annotations": []}})
-            part: dict[str, Any] = {"index": len(content) - 1, "type": "text",
-                                    "text": {"value": text, "annotations": []}}
+            part: dict[str, Any] = {
+                "index": len(content) - 1,
+                "type": "text",
+                "text": {"value": text, "annotations": []},
+            }
         else:
             part = {"index": len(content) - 1, "type": "text", "text": {"value": text}}
         content[-1]["text"]["value"] += text
-        self.publish("thread.message.delta", {"id": msg["id"], "object": "thread.message.delta",
-                                              "delta": {"content": [part]}})
+        self.publish(
+            "thread.message.delta",
+            {"id": msg["id"], "object": "thread.message.delta", "delta": {"content": [part]}},
+        )
 
-    async def close_message(self, status: str, usage: dict[str, int] | None = None,
-                            reason: str | None = None) -> None:
+    async def close_message(
+        self, status: str, usage: dict[str, int] | None = None, reason: str | None = None
+    ) -> None:
         """Finish the message being written (completed, or incomplete with ``reason``) and its step."""
         msg, step = self.message, self.message_step
         if msg is None or step is None:
@@ -190,7 +254,8 @@ class RunRecorder:
         await self.store.update("message", msg, self.owner, parent=self.thread_id)
         self.publish(f"thread.message.{status}", msg)
         step_status = {"run_cancelled": "cancelled", "run_failed": "failed", "run_expired": "expired"}.get(
-            reason or "", "completed")
+            reason or "", "completed"
+        )
         await self.end_step(step, step_status, usage)
 
     async def abandon(self, outcome: str) -> None:
@@ -205,8 +270,14 @@ class RunRecorder:
             await self.end_step(step, outcome)
 
     async def open_steps(self) -> list[dict[str, Any]]:
-        page = await self.store.list("step", self.owner, parent=self.thread_id, limit=100, order="asc",
-                                     where={"run_id": self.run["id"]})
+        page = await self.store.list(
+            "step",
+            self.owner,
+            parent=self.thread_id,
+            limit=100,
+            order="asc",
+            where={"run_id": self.run["id"]},
+        )
         return [s for s in page.data if s["status"] == "in_progress"]
 
 

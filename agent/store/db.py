@@ -9,6 +9,7 @@ second and gives the cursor pagination of spec §0.3. Owners are hashed API keys
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import json
 from collections.abc import AsyncIterator
@@ -140,7 +141,7 @@ class Store:
         async with self.engine.connect() as conn:
             return await active_run(conn, thread_id)
 
-    async def runs_with_status(self, statuses: tuple[str, ...]) -> list[dict[str, Any]]:
+    async def runs_with_status(self, statuses: tuple[str, ...]) -> builtins.list[dict[str, Any]]:
         t = TABLES["run"]
         async with self.engine.connect() as conn:
             rows = await conn.execute(sa.select(t.c.data).where(t.c.status.in_(statuses)).order_by(t.c.seq))
@@ -162,7 +163,7 @@ class Store:
         async with self.write() as conn:
             await conn.execute(q)
 
-    async def find(self, kind: str, **where: Any) -> list[tuple[str, dict[str, Any]]]:
+    async def find(self, kind: str, **where: Any) -> builtins.list[tuple[str, dict[str, Any]]]:
         """(owner, object) of every row matching the column values, in insertion order."""
         t = TABLES[kind]
         q = sa.select(t.c.owner, t.c.data).order_by(t.c.seq)
@@ -215,8 +216,14 @@ async def get(
 
 
 async def insert(conn: AsyncConnection, kind: str, obj: dict[str, Any], owner: str, **cols: Any) -> None:
-    values = {"id": obj["id"], "owner": owner, "created_at": obj.get("created_at", 0), "data": json.dumps(obj),
-              "status": obj.get("status") if kind in STATUS_KINDS else None, **cols}
+    values = {
+        "id": obj["id"],
+        "owner": owner,
+        "created_at": obj.get("created_at", 0),
+        "data": json.dumps(obj),
+        "status": obj.get("status") if kind in STATUS_KINDS else None,
+        **cols,
+    }
     await conn.execute(sa.insert(TABLES[kind]).values(**values))
 
 

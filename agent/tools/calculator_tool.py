@@ -12,7 +12,7 @@ from agent.tools.calculator import Calculator
 class CalculatorTool:
     name = "calculator"
     step_type = "function"
-    input_field = None
+    input_field: str | None = None
 
     def __init__(self, calculator: Calculator) -> None:
         self.calculator = calculator
@@ -27,7 +27,11 @@ class CalculatorTool:
         )
 
     def start_record(self, call_id: str) -> dict[str, Any]:
-        return {"id": call_id, "type": "function", "function": {"name": "calculator", "arguments": "", "output": None}}
+        return {
+            "id": call_id,
+            "type": "function",
+            "function": {"name": "calculator", "arguments": "", "output": None},
+        }
 
     async def invoke(self, arguments: dict[str, Any], ctx: ToolContext) -> ToolOutput:
         expression = arguments.get("expression")

@@ -6,8 +6,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sandbox import ExecResult, SandboxManager
 from agent.tools.base import ToolContext, ToolOutput, function_schema
+from sandbox import ExecResult, SandboxManager
 
 log = logging.getLogger(__name__)
 SaveFile = Callable[[str, str, bytes], Awaitable[dict[str, Any]]]  # (owner, filename, data) -> File
@@ -18,9 +18,11 @@ MAX_MODEL_OUTPUT = 8000
 class CodeInterpreterTool:
     name = "code_interpreter"
     step_type = "code_interpreter"
-    input_field = "code"
+    input_field: str | None = "code"
 
-    def __init__(self, manager: SandboxManager | None, save: SaveFile, load: LoadFile, timeout: float = 30) -> None:
+    def __init__(
+        self, manager: SandboxManager | None, save: SaveFile, load: LoadFile, timeout: float = 30
+    ) -> None:
         self.manager, self.save, self.load, self.timeout = manager, save, load, timeout
         self._placed: dict[str, set[str]] = {}  # session key → file ids already in its /mnt/data
 
@@ -42,7 +44,9 @@ class CodeInterpreterTool:
         if not isinstance(code, str):
             return ToolOutput("Error: code_interpreter takes one string argument 'code'.", record)
         if self.manager is None:
-            return ToolOutput("Error: code_interpreter is unavailable on this server (no Docker engine).", record)
+            return ToolOutput(
+                "Error: code_interpreter is unavailable on this server (no Docker engine).", record
+            )
         try:
             session = await self.manager.session(ctx.thread_id)
             await self._place_files(session, ctx)
@@ -64,8 +68,9 @@ class CodeInterpreterTool:
                 await session.write_file(loaded[0], loaded[1])
                 placed.add(file_id)
 
-    async def _outputs(self, result: ExecResult, record: dict[str, Any], session: Any,
-                       ctx: ToolContext) -> ToolOutput:
+    async def _outputs(
+        self, result: ExecResult, record: dict[str, Any], session: Any, ctx: ToolContext
+    ) -> ToolOutput:
         text = _logs(result)
         outputs: list[dict[str, Any]] = []
         if text:
@@ -80,7 +85,9 @@ class CodeInterpreterTool:
             data = await session.read_file(info.path)
             f = await self.save(ctx.owner, info.path.rsplit("/", 1)[-1], data)
             made.append({"file": f, "path": f"/mnt/data/{info.path}"})
-            notes.append(f"[file written: sandbox:/mnt/data/{info.path} — link it as sandbox:/mnt/data/{info.path}]")
+            notes.append(
+                f"[file written: sandbox:/mnt/data/{info.path} — link it as sandbox:/mnt/data/{info.path}]"
+            )
         record["outputs"] = outputs
         model_text = "\n".join(p for p in (text[-MAX_MODEL_OUTPUT:], *notes) if p) or "(no output)"
         record["_model_output"] = model_text

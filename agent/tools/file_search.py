@@ -21,7 +21,7 @@ def store_ids(ctx: ToolContext) -> list[str]:
 class FileSearchTool:
     name = "file_search"
     step_type = "file_search"
-    input_field = None
+    input_field: str | None = None
 
     def __init__(self, index: SearchIndex) -> None:
         self.index = index
@@ -42,21 +42,30 @@ class FileSearchTool:
         options = next((t.get("file_search") or {} for t in ctx.tools if t["type"] == "file_search"), {})
         ranking = options.get("ranking_options") or {}
         threshold = float(ranking.get("score_threshold") or 0.0)
-        record: dict[str, Any] = {"ranking_options": {"ranker": ranking.get("ranker") or "auto",
-                                                      "score_threshold": threshold}, "results": []}
+        record: dict[str, Any] = {
+            "ranking_options": {"ranker": ranking.get("ranker") or "auto", "score_threshold": threshold},
+            "results": [],
+        }
         if not isinstance(query, str) or not query.strip():
             return ToolOutput("Error: file_search takes one string argument 'query'.", record)
         ids = store_ids(ctx)
         if not ids:
             return ToolOutput("No files are available to search.", record)
-        hits = await self.index.search(ids, query, None, options.get("max_num_results") or DEFAULT_RESULTS,
-                                       threshold)
+        hits = await self.index.search(
+            ids, query, None, options.get("max_num_results") or DEFAULT_RESULTS, threshold
+        )
         lines = []
         for hit in hits:
             marker = ctx.cite(hit.file_id, hit.filename)
             lines.append(f"{marker} {hit.text}")
-            record["results"].append({"file_id": hit.file_id, "file_name": hit.filename, "score": hit.score,
-                                      "content": [{"type": "text", "text": hit.text}]})
+            record["results"].append(
+                {
+                    "file_id": hit.file_id,
+                    "file_name": hit.filename,
+                    "score": hit.score,
+                    "content": [{"type": "text", "text": hit.text}],
+                }
+            )
         record["_model_input"] = query
         text = "\n\n".join(lines) if lines else "No results."
         record["_model_output"] = text

@@ -14,8 +14,10 @@ def test_run_resumes_after_kill9(tmp_path: Path, scripted: ScriptedModel) -> Non
         scripted._turns.clear()
         scripted.requests.clear()
     held = Gate()
-    scripted.script(Text("first answer", pieces=["first", " answer"], pause=held, pause_after=1),
-                    Text("answer after restart"))
+    scripted.script(
+        Text("first answer", pieces=["first", " answer"], pause=held, pause_after=1),
+        Text("answer after restart"),
+    )
     server = ServerProcess(tmp_path, AGENT_MODEL_URL=scripted.url, AGENT_SANDBOX_ENABLED="false").start()
     try:
         c = server.client()
@@ -42,8 +44,9 @@ def test_requires_action_run_expires(tmp_path: Path, scripted: ScriptedModel) ->
     with scripted._lock:
         scripted._turns.clear()
     scripted.script(ToolCalls([Call("lookup", {"q": "x"})]))
-    server = ServerProcess(tmp_path, AGENT_MODEL_URL=scripted.url, AGENT_SANDBOX_ENABLED="false",
-                           AGENT_RUN_TIMEOUT="1").start()
+    server = ServerProcess(
+        tmp_path, AGENT_MODEL_URL=scripted.url, AGENT_SANDBOX_ENABLED="false", AGENT_RUN_TIMEOUT="1"
+    ).start()
     try:
         c = server.client()
         a = c.beta.assistants.create(model="m", tools=[{"type": "function", "function": {"name": "lookup"}}])

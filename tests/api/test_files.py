@@ -39,7 +39,9 @@ def test_upload_validation_and_isolation(spine: LiveServer, client: openai.OpenA
     with pytest.raises(openai.NotFoundError):
         other.files.content(f.id)
     assert f.id not in {x.id for x in other.files.list()}
-    r = httpx.post(spine.url + "/v1/files", json={"purpose": "assistants"}, headers={"Authorization": "Bearer sk-test"})
+    r = httpx.post(
+        spine.url + "/v1/files", json={"purpose": "assistants"}, headers={"Authorization": "Bearer sk-test"}
+    )
     assert r.status_code == 400 and r.json()["error"]["message"]
 
 
@@ -67,13 +69,19 @@ def test_server_killed_mid_upload_serves_no_half_file(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path, AGENT_SANDBOX_ENABLED="false").start()
     try:
         boundary = "XyZ"
-        head = (f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nassistants\r\n'
-                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="half.txt"\r\n'
-                f"Content-Type: text/plain\r\n\r\n").encode()
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nassistants\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="half.txt"\r\n'
+            f"Content-Type: text/plain\r\n\r\n"
+        ).encode()
         body_len = len(head) + 1_000_000
         sock = socket.create_connection(("127.0.0.1", server.port))
-        sock.sendall(f"POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary={boundary}"
-                     f"\r\nContent-Length: {body_len}\r\n\r\n".encode() + head + b"z" * 200_000)
+        sock.sendall(
+            f"POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary={boundary}"
+            f"\r\nContent-Length: {body_len}\r\n\r\n".encode()
+            + head
+            + b"z" * 200_000
+        )
         tmp_dir = tmp_path / "files" / "tmp"
         while not any(p.stat().st_size > 0 for p in tmp_dir.iterdir()):  # the upload is being written
             pass

@@ -9,12 +9,25 @@ import openai
 import pytest
 
 from tests.conftest import LiveServer
-from tests.fakes.model_server import Call, Gate, HttpError, Malformed, ScriptedModel, StreamError, Text, ToolCalls
+from tests.fakes.model_server import (
+    Call,
+    Gate,
+    HttpError,
+    Malformed,
+    ScriptedModel,
+    StreamError,
+    Text,
+    ToolCalls,
+)
 
-WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
-                                            "parameters": {"type": "object",
-                                                           "properties": {"city": {"type": "string"}},
-                                                           "required": ["city"]}}}
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
 
 
 def assistant(sdk: openai.OpenAI, **kw: object) -> str:
@@ -38,14 +51,18 @@ def test_plain_answer_completes_with_message_step_and_usage(sdk: openai.OpenAI, 
     assert steps[0].step_details.message_creation.message_id == msgs[-1].id and steps[0].usage
     sent = model.requests[0]
     assert sent["messages"][0] == {"role": "system", "content": "You are terse."}
-    assert sent["messages"][-1] == {"role": "user", "content": "Capital of France?"} and sent["stream"] is True
+    assert (
+        sent["messages"][-1] == {"role": "user", "content": "Capital of France?"} and sent["stream"] is True
+    )
     got = sdk.beta.threads.runs.steps.retrieve(steps[0].id, thread_id=t.id, run_id=run.id)
     assert got.id == steps[0].id
 
 
 def test_parallel_function_calls_round_trip(sdk: openai.OpenAI, model: ScriptedModel) -> None:
-    model.script(ToolCalls([Call("get_weather", {"city": "Paris"}), Call("get_weather", {"city": "Rome"})]),
-                 Text("Paris 21C, Rome 25C."))
+    model.script(
+        ToolCalls([Call("get_weather", {"city": "Paris"}), Call("get_weather", {"city": "Rome"})]),
+        Text("Paris 21C, Rome 25C."),
+    )
     a = assistant(sdk, tools=[WEATHER])
     t = sdk.beta.threads.create(messages=[{"role": "user", "content": "Weather in Paris and Rome?"}])
     run = sdk.beta.threads.runs.create_and_poll(thread_id=t.id, assistant_id=a)
@@ -57,21 +74,33 @@ def test_parallel_function_calls_round_trip(sdk: openai.OpenAI, model: ScriptedM
     assert step.type == "tool_calls" and step.status == "in_progress"
     assert [c.function.output for c in step.step_details.tool_calls] == [None, None]
     with pytest.raises(openai.BadRequestError, match="Expected tool outputs"):
-        sdk.beta.threads.runs.submit_tool_outputs(run.id, thread_id=t.id,
-                                                  tool_outputs=[{"tool_call_id": calls[0].id, "output": "21C"}])
+        sdk.beta.threads.runs.submit_tool_outputs(
+            run.id, thread_id=t.id, tool_outputs=[{"tool_call_id": calls[0].id, "output": "21C"}]
+        )
     run = sdk.beta.threads.runs.submit_tool_outputs_and_poll(
-        run_id=run.id, thread_id=t.id,
-        tool_outputs=[{"tool_call_id": calls[0].id, "output": "21C"}, {"tool_call_id": calls[1].id, "output": "25C"}])
+        run_id=run.id,
+        thread_id=t.id,
+        tool_outputs=[
+            {"tool_call_id": calls[0].id, "output": "21C"},
+            {"tool_call_id": calls[1].id, "output": "25C"},
+        ],
+    )
     assert run.status == "completed" and run.required_action is None
     step = sdk.beta.threads.runs.steps.retrieve(step.id, thread_id=t.id, run_id=run.id)
-    assert step.status == "completed" and [c.function.output for c in step.step_details.tool_calls] == ["21C", "25C"]
+    assert step.status == "completed" and [c.function.output for c in step.step_details.tool_calls] == [
+        "21C",
+        "25C",
+    ]
     resumed = model.requests[1]["messages"]
     assert resumed[-3]["tool_calls"][0]["id"] == calls[0].id
-    assert resumed[-2:] == [{"role": "tool", "tool_call_id": calls[0].id, "content": "21C"},
-                            {"role": "tool", "tool_call_id": calls[1].id, "content": "25C"}]
+    assert resumed[-2:] == [
+        {"role": "tool", "tool_call_id": calls[0].id, "content": "21C"},
+        {"role": "tool", "tool_call_id": calls[1].id, "content": "25C"},
+    ]
     with pytest.raises(openai.BadRequestError, match='Runs in status "completed" do not accept tool outputs'):
-        sdk.beta.threads.runs.submit_tool_outputs(run.id, thread_id=t.id,
-                                                  tool_outputs=[{"tool_call_id": calls[0].id, "output": "x"}])
+        sdk.beta.threads.runs.submit_tool_outputs(
+            run.id, thread_id=t.id, tool_outputs=[{"tool_call_id": calls[0].id, "output": "x"}]
+        )
 
 
 def test_thread_lock_is_400_while_run_waits(sdk: openai.OpenAI, model: ScriptedModel) -> None:
@@ -100,7 +129,9 @@ def test_thread_lock_is_400_while_run_waits(sdk: openai.OpenAI, model: ScriptedM
 
 def test_cancel_while_model_is_writing(sdk: openai.OpenAI, model: ScriptedModel) -> None:
     gate = Gate()
-    model.script(Text("one two three four", pieces=["one", " two", " three", " four"], pause=gate, pause_after=1))
+    model.script(
+        Text("one two three four", pieces=["one", " two", " three", " four"], pause=gate, pause_after=1)
+    )
     a = assistant(sdk)
     t = sdk.beta.threads.create(messages=[{"role": "user", "content": "count"}])
     run = sdk.beta.threads.runs.create(thread_id=t.id, assistant_id=a)
@@ -117,9 +148,9 @@ def test_cancel_while_model_is_writing(sdk: openai.OpenAI, model: ScriptedModel)
 def test_create_and_run_and_run_listing(sdk: openai.OpenAI, model: ScriptedModel) -> None:
     model.script(Text("hi"))
     a = assistant(sdk)
-    run = sdk.beta.threads.create_and_run_poll(assistant_id=a, thread={"messages": [{"role": "user",
-                                                                                     "content": "hello"}]},
-                                               metadata={"tag": "x"})
+    run = sdk.beta.threads.create_and_run_poll(
+        assistant_id=a, thread={"messages": [{"role": "user", "content": "hello"}]}, metadata={"tag": "x"}
+    )
     assert run.status == "completed" and run.metadata == {"tag": "x"}
     assert sdk.beta.threads.runs.list(run.thread_id).data[0].id == run.id
     updated = sdk.beta.threads.runs.update(run.id, thread_id=run.thread_id, metadata={"tag": "y"})
@@ -132,16 +163,25 @@ def test_prompt_assembly_overrides(sdk: openai.OpenAI, model: ScriptedModel) -> 
     a = assistant(sdk, tools=[WEATHER])
     t = sdk.beta.threads.create(messages=[{"role": "user", "content": f"m{i}"} for i in range(5)])
     run = sdk.beta.threads.runs.create_and_poll(
-        thread_id=t.id, assistant_id=a, instructions="Override.", additional_instructions="Also this.",
+        thread_id=t.id,
+        assistant_id=a,
+        instructions="Override.",
+        additional_instructions="Also this.",
         additional_messages=[{"role": "user", "content": "extra"}],
-        truncation_strategy={"type": "last_messages", "last_messages": 2}, tool_choice="none")
+        truncation_strategy={"type": "last_messages", "last_messages": 2},
+        tool_choice="none",
+    )
     assert run.status == "completed" and run.instructions == "Override.\n\nAlso this."
     sent = model.requests[0]
-    assert sent["messages"] == [{"role": "system", "content": "Override.\n\nAlso this."},
-                                {"role": "user", "content": "m4"}, {"role": "user", "content": "extra"}]
+    assert sent["messages"] == [
+        {"role": "system", "content": "Override.\n\nAlso this."},
+        {"role": "user", "content": "m4"},
+        {"role": "user", "content": "extra"},
+    ]
     assert "tools" not in sent
-    run = sdk.beta.threads.runs.create_and_poll(thread_id=t.id, assistant_id=a, tools=[], temperature=0.2,
-                                                model="other-model")
+    run = sdk.beta.threads.runs.create_and_poll(
+        thread_id=t.id, assistant_id=a, tools=[], temperature=0.2, model="other-model"
+    )
     assert model.requests[1]["model"] == "other-model" and model.requests[1]["temperature"] == 0.2
     assert "tools" not in model.requests[1] and run.tools == []
 
@@ -151,8 +191,11 @@ def test_named_tool_choice_is_sent(sdk: openai.OpenAI, model: ScriptedModel) -> 
     a = assistant(sdk, tools=[WEATHER])
     t = sdk.beta.threads.create(messages=[{"role": "user", "content": "go"}])
     run = sdk.beta.threads.runs.create_and_poll(
-        thread_id=t.id, assistant_id=a, tool_choice={"type": "function", "function": {"name": "get_weather"}},
-        parallel_tool_calls=False)
+        thread_id=t.id,
+        assistant_id=a,
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        parallel_tool_calls=False,
+    )
     assert run.status == "requires_action" and run.parallel_tool_calls is False
     assert [t["function"]["name"] for t in model.requests[0]["tools"]] == ["get_weather"]
     sdk.beta.threads.runs.cancel(run.id, thread_id=t.id)
@@ -205,8 +248,12 @@ def test_max_completion_tokens_ends_incomplete(sdk: openai.OpenAI, model: Script
 def test_max_prompt_tokens_ends_incomplete(sdk: openai.OpenAI, model: ScriptedModel) -> None:
     a = assistant(sdk)
     t = sdk.beta.threads.create(messages=[{"role": "user", "content": "word " * 3000}])
-    run = sdk.beta.threads.runs.create_and_poll(thread_id=t.id, assistant_id=a, max_prompt_tokens=256,
-                                                truncation_strategy={"type": "last_messages", "last_messages": 1})
+    run = sdk.beta.threads.runs.create_and_poll(
+        thread_id=t.id,
+        assistant_id=a,
+        max_prompt_tokens=256,
+        truncation_strategy={"type": "last_messages", "last_messages": 1},
+    )
     assert run.status == "incomplete" and run.incomplete_details.reason == "max_prompt_tokens"  # type: ignore[union-attr]
     assert model.requests == []
 
@@ -217,8 +264,11 @@ def test_run_errors_before_start(engine_server: LiveServer, sdk: openai.OpenAI) 
         sdk.beta.threads.runs.create(thread_id=t.id, assistant_id="asst_missing")
     with pytest.raises(openai.NotFoundError, match="run_missing"):
         sdk.beta.threads.runs.retrieve("run_missing", thread_id=t.id)
-    r = httpx.post(f"{engine_server.url}/v1/threads/{t.id}/runs", json={"assistant_id": "x", "stream": "yes"},
-                   headers={"Authorization": "Bearer sk-test"})
+    r = httpx.post(
+        f"{engine_server.url}/v1/threads/{t.id}/runs",
+        json={"assistant_id": "x", "stream": "yes"},
+        headers={"Authorization": "Bearer sk-test"},
+    )
     assert r.status_code == 400 and r.json()["error"]["param"] == "stream"
 
 

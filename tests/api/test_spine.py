@@ -18,10 +18,19 @@ def test_health(spine: LiveServer) -> None:
 
 
 def test_assistant_crud(client: openai.OpenAI) -> None:
-    tools = [{"type": "code_interpreter"}, {"type": "function", "function": {"name": "get_weather",
-             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
-    a = client.beta.assistants.create(model="gpt-4o", name="Tutor", instructions="Be nice.", tools=tools,
-                                      metadata={"k": "v"})
+    tools = [
+        {"type": "code_interpreter"},
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        },
+    ]
+    a = client.beta.assistants.create(
+        model="gpt-4o", name="Tutor", instructions="Be nice.", tools=tools, metadata={"k": "v"}
+    )
     assert a.id.startswith("asst_") and a.object == "assistant" and a.name == "Tutor"
     assert a.tools[1].type == "function" and a.tools[1].function.name == "get_weather"
     assert a.metadata == {"k": "v"} and a.temperature == 1.0 and a.response_format == "auto"
@@ -40,10 +49,18 @@ def test_assistant_crud(client: openai.OpenAI) -> None:
 def test_thread_with_messages_and_parts(client: openai.OpenAI) -> None:
     t = client.beta.threads.create(
         messages=[
-            {"role": "user", "content": "Hello", "attachments": [{"file_id": "file-abc",
-                                                                  "tools": [{"type": "code_interpreter"}]}]},
-            {"role": "assistant", "content": [{"type": "text", "text": "Hi!"},
-                                              {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]},
+            {
+                "role": "user",
+                "content": "Hello",
+                "attachments": [{"file_id": "file-abc", "tools": [{"type": "code_interpreter"}]}],
+            },
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": "Hi!"},
+                    {"type": "image_url", "image_url": {"url": "https://x/y.png"}},
+                ],
+            },
         ],
         metadata={"user": "u1"},
     )
@@ -114,8 +131,11 @@ def test_pagination_walks_pages_without_gaps(client: openai.OpenAI) -> None:
         ({"model": "m", "description": "d" * 513}, "description", "maximum length 512"),
         ({"model": "m", "instructions": "i" * 256_001}, "instructions", "maximum length 256000"),
         ({"model": "m", "tools": [{"type": "code_interpreter"}] * 129}, "tools", "maximum length 128"),
-        ({"model": "m", "tools": [{"type": "function", "function": {"name": "bad name!"}}]},
-         "tools[0].function.name", "pattern"),
+        (
+            {"model": "m", "tools": [{"type": "function", "function": {"name": "bad name!"}}]},
+            "tools[0].function.name",
+            "pattern",
+        ),
         ({"model": "m", "tools": [{"type": "web_browser"}]}, "tools[0].type", "Invalid value: 'web_browser'"),
         ({"model": "m", "name": 42}, "name", "expected a string"),
         ({"model": "m", "temperature": "hot"}, "temperature", "expected a number"),
@@ -147,8 +167,9 @@ def test_transport_errors_in_envelope(spine: LiveServer) -> None:
     assert route.status_code == 404 and route.json()["error"]["type"] == "invalid_request_error"
     method = httpx.put(spine.url + "/v1/assistants", headers=auth)
     assert method.status_code == 405 and "error" in method.json()
-    big = httpx.post(spine.url + "/v1/threads", content=b'{"metadata": {"a": "' + b"x" * 2_000_000 + b'"}}',
-                     headers=auth)
+    big = httpx.post(
+        spine.url + "/v1/threads", content=b'{"metadata": {"a": "' + b"x" * 2_000_000 + b'"}}', headers=auth
+    )
     assert big.status_code == 413 and big.json()["error"]["message"]
     for r in (bad, route, method, big):
         assert set(r.json()["error"]) == {"message", "type", "param", "code"}

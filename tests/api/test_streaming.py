@@ -8,15 +8,20 @@ import httpx
 import openai
 import pytest
 from openai import AssistantEventHandler
-from openai.types.beta.threads import Message, Text as TextContent, TextDelta
+from openai.types.beta.threads import Message, TextDelta
+from openai.types.beta.threads import Text as TextContent
 from openai.types.beta.threads.runs import RunStep, ToolCall, ToolCallDelta
 
 from tests.conftest import LiveServer
 from tests.fakes.model_server import Call, Gate, HttpError, ScriptedModel, StreamError, Text, ToolCalls
 
-WEATHER = {"type": "function", "function": {"name": "get_weather",
-                                            "parameters": {"type": "object",
-                                                           "properties": {"city": {"type": "string"}}}}}
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
 
 
 class Recorder(AssistantEventHandler):
@@ -63,10 +68,20 @@ def test_text_stream_order_and_helpers(sdk: openai.OpenAI, model: ScriptedModel)
         final_run = stream.get_final_run()
         final_messages = stream.get_final_messages()
     assert handler.events == [
-        "thread.run.created", "thread.run.queued", "thread.run.in_progress", "thread.run.step.created",
-        "thread.run.step.in_progress", "thread.message.created", "thread.message.in_progress",
-        "thread.message.delta", "thread.message.delta", "thread.message.delta", "thread.message.completed",
-        "thread.run.step.completed", "thread.run.completed"]
+        "thread.run.created",
+        "thread.run.queued",
+        "thread.run.in_progress",
+        "thread.run.step.created",
+        "thread.run.step.in_progress",
+        "thread.message.created",
+        "thread.message.in_progress",
+        "thread.message.delta",
+        "thread.message.delta",
+        "thread.message.delta",
+        "thread.message.completed",
+        "thread.run.step.completed",
+        "thread.run.completed",
+    ]
     assert handler.text == ["Hello", " there", " friend"]  # one delta per model piece: no buffering
     assert final_run.status == "completed" and final_run.usage
     assert final_messages[0].content[0].text.value == "Hello there friend"  # type: ignore[union-attr]
@@ -76,9 +91,14 @@ def test_text_stream_order_and_helpers(sdk: openai.OpenAI, model: ScriptedModel)
 
 def test_function_calls_stream_then_submit_stream(sdk: openai.OpenAI, model: ScriptedModel) -> None:
     model.script(
-        ToolCalls([Call("get_weather", {"city": "Paris"}, pieces=['{"ci', 'ty": "Pa', 'ris"}']),
-                   Call("get_weather", {"city": "Rome"})]),
-        Text("Both sunny.", pieces=["Both", " sunny."]))
+        ToolCalls(
+            [
+                Call("get_weather", {"city": "Paris"}, pieces=['{"ci', 'ty": "Pa', 'ris"}']),
+                Call("get_weather", {"city": "Rome"}),
+            ]
+        ),
+        Text("Both sunny.", pieces=["Both", " sunny."]),
+    )
     a, t = setup(sdk, tools=[WEATHER])
     handler = Recorder()
     with sdk.beta.threads.runs.stream(thread_id=t, assistant_id=a, event_handler=handler) as stream:
@@ -88,7 +108,7 @@ def test_function_calls_stream_then_submit_stream(sdk: openai.OpenAI, model: Scr
     calls = run.required_action.submit_tool_outputs.tool_calls  # type: ignore[union-attr]
     assert [c.id for c in handler.calls_created] == [c.id for c in calls]
     pieces = [d.function.arguments for d in handler.call_deltas if d.index == 0]  # type: ignore[union-attr]
-    assert "".join(pieces) == '{"city": "Paris"}'[len(handler.calls_created[0].function.arguments or ""):]  # type: ignore[union-attr]
+    assert "".join(pieces) == '{"city": "Paris"}'[len(handler.calls_created[0].function.arguments or "") :]  # type: ignore[union-attr]
     snapshot = stream.current_run_step_snapshot
     assert snapshot is not None
     streamed = snapshot.step_details.tool_calls  # type: ignore[union-attr]
@@ -97,7 +117,9 @@ def test_function_calls_stream_then_submit_stream(sdk: openai.OpenAI, model: Scr
     assert [c.id for c in streamed] == [c.id for c in calls]
     handler2 = Recorder()
     with sdk.beta.threads.runs.submit_tool_outputs_stream(
-        thread_id=t, run_id=run.id, event_handler=handler2,
+        thread_id=t,
+        run_id=run.id,
+        event_handler=handler2,
         tool_outputs=[{"tool_call_id": c.id, "output": "sunny"} for c in calls],
     ) as stream2:
         stream2.until_done()
@@ -112,35 +134,51 @@ def test_create_and_run_stream_starts_with_thread(sdk: openai.OpenAI, model: Scr
     a = sdk.beta.assistants.create(model="m").id
     handler = Recorder()
     with sdk.beta.threads.create_and_run_stream(
-        assistant_id=a, thread={"messages": [{"role": "user", "content": "q"}]}, event_handler=handler,
+        assistant_id=a,
+        thread={"messages": [{"role": "user", "content": "q"}]},
+        event_handler=handler,
     ) as stream:
         stream.until_done()
     assert handler.events[0] == "thread.created" and handler.events[-1] == "thread.run.completed"
     assert "".join(handler.text) == "yes"
 
 
-def test_raw_stream_ends_with_done(engine_server: LiveServer, sdk: openai.OpenAI, model: ScriptedModel) -> None:
+def test_raw_stream_ends_with_done(
+    engine_server: LiveServer, sdk: openai.OpenAI, model: ScriptedModel
+) -> None:
     model.script(Text("ok"))
     a, t = setup(sdk)
-    with httpx.stream("POST", f"{engine_server.url}/v1/threads/{t}/runs", json={"assistant_id": a, "stream": True},
-                      headers={"Authorization": "Bearer sk-test", "Accept": "application/json"}) as r:
+    with httpx.stream(
+        "POST",
+        f"{engine_server.url}/v1/threads/{t}/runs",
+        json={"assistant_id": a, "stream": True},
+        headers={"Authorization": "Bearer sk-test", "Accept": "application/json"},
+    ) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
         lines = [line for line in r.iter_lines() if line]
     assert lines[-2:] == ["event: done", "data: [DONE]"]
     deltas = [json.loads(lines[i + 1][6:]) for i, x in enumerate(lines) if x == "event: thread.message.delta"]
-    assert deltas[0]["delta"]["content"][0] == {"index": 0, "type": "text", "text": {"value": "ok", "annotations": []}}
+    assert deltas[0]["delta"]["content"][0] == {
+        "index": 0,
+        "type": "text",
+        "text": {"value": "ok", "annotations": []},
+    }
 
 
 def test_errors_before_stream_are_json(sdk: openai.OpenAI, model: ScriptedModel) -> None:
     model.script(ToolCalls([Call("get_weather", {"city": "X"})]))
     a, t = setup(sdk, tools=[WEATHER])
-    with pytest.raises(openai.NotFoundError):
-        with sdk.beta.threads.runs.stream(thread_id=t, assistant_id="asst_nope") as s:
-            s.until_done()
+    with (
+        pytest.raises(openai.NotFoundError),
+        sdk.beta.threads.runs.stream(thread_id=t, assistant_id="asst_nope") as s,
+    ):
+        s.until_done()
     run = sdk.beta.threads.runs.create_and_poll(thread_id=t, assistant_id=a)
-    with pytest.raises(openai.BadRequestError, match="already has an active run"):
-        with sdk.beta.threads.runs.stream(thread_id=t, assistant_id=a) as s:
-            s.until_done()
+    with (
+        pytest.raises(openai.BadRequestError, match="already has an active run"),
+        sdk.beta.threads.runs.stream(thread_id=t, assistant_id=a) as s,
+    ):
+        s.until_done()
     sdk.beta.threads.runs.cancel(run.id, thread_id=t)
 
 
@@ -148,20 +186,28 @@ def test_failure_mid_stream_raises_then_run_failed(sdk: openai.OpenAI, model: Sc
     model.script(StreamError(pieces=["partial"]), *[HttpError(500)] * 3)
     a, t = setup(sdk)
     handler = Recorder()
-    with pytest.raises(openai.APIError):
-        with sdk.beta.threads.runs.stream(thread_id=t, assistant_id=a, event_handler=handler) as s:
-            s.until_done()
+    with (
+        pytest.raises(openai.APIError),
+        sdk.beta.threads.runs.stream(thread_id=t, assistant_id=a, event_handler=handler) as s,
+    ):
+        s.until_done()
     runs = sdk.beta.threads.runs.list(thread_id=t).data
     final = sdk.beta.threads.runs.poll(runs[0].id, thread_id=t)
     assert final.status == "failed" and final.last_error.code == "server_error"  # type: ignore[union-attr]
 
 
-def test_disconnect_does_not_stop_run(engine_server: LiveServer, sdk: openai.OpenAI, model: ScriptedModel) -> None:
+def test_disconnect_does_not_stop_run(
+    engine_server: LiveServer, sdk: openai.OpenAI, model: ScriptedModel
+) -> None:
     gate = Gate()
     model.script(Text("slow answer", pieces=["slow", " answer"], pause=gate, pause_after=1))
     a, t = setup(sdk)
-    with httpx.stream("POST", f"{engine_server.url}/v1/threads/{t}/runs", json={"assistant_id": a, "stream": True},
-                      headers={"Authorization": "Bearer sk-test"}) as r:
+    with httpx.stream(
+        "POST",
+        f"{engine_server.url}/v1/threads/{t}/runs",
+        json={"assistant_id": a, "stream": True},
+        headers={"Authorization": "Bearer sk-test"},
+    ) as r:
         for line in r.iter_lines():
             if line == "event: thread.message.delta":
                 break  # hang up mid-answer
@@ -185,13 +231,18 @@ async def test_async_client_stream(engine_server: LiveServer, model: ScriptedMod
     await client.close()
 
 
-def test_keepalive_comments_during_silence(engine_server: LiveServer, sdk: openai.OpenAI,
-                                           model: ScriptedModel) -> None:
+def test_keepalive_comments_during_silence(
+    engine_server: LiveServer, sdk: openai.OpenAI, model: ScriptedModel
+) -> None:
     gate = Gate()
     model.script(Text("late", gate=gate))
     a, t = setup(sdk)
-    with httpx.stream("POST", f"{engine_server.url}/v1/threads/{t}/runs", json={"assistant_id": a, "stream": True},
-                      headers={"Authorization": "Bearer sk-test"}) as r:
+    with httpx.stream(
+        "POST",
+        f"{engine_server.url}/v1/threads/{t}/runs",
+        json={"assistant_id": a, "stream": True},
+        headers={"Authorization": "Bearer sk-test"},
+    ) as r:
         seen = []
         for line in r.iter_lines():
             seen.append(line)
