@@ -27,6 +27,10 @@ class ChannelClosed(Exception):
     """The kernel went away (EOF, reset, unparsable or oversized reply)."""
 
 
+class KernelExited(ChannelClosed):
+    """The supervisor reported the kernel's death on the attached stream (which stays usable)."""
+
+
 class Channel:
     """Request/reply over an asyncio stream pair."""
 
@@ -64,8 +68,12 @@ class Channel:
                     reply = json.loads(line)
                 except ValueError:
                     continue  # noise, e.g. something the code wrote to the protocol fd
-                if isinstance(reply, dict) and reply.get("id") == rid:
+                if not isinstance(reply, dict):
+                    continue
+                if reply.get("id") == rid:
                     return reply
+                if reply.get("event") == "exit":  # the supervisor saw the kernel die (attached stream)
+                    raise KernelExited(f"the kernel exited with status {reply.get('status')}")
 
     async def request(self, payload: dict[str, Any], wait: float | None) -> dict[str, Any]:
         return await self.receive(await self.send(payload), wait)
@@ -100,7 +108,10 @@ async def connect_attach(client: docker.DockerClient, container_id: str, limit: 
         wrapped = await asyncio.to_thread(client.api.attach_socket, container_id, params=params)
     except docker.errors.DockerException as exc:
         raise SandboxUnavailable(f"could not attach to the sandbox: {exc}") from exc
-    raw: socket.socket = getattr(wrapped, "_sock", wrapped)
+    # Take the socket over from the HTTP response that docker-py keeps around (it would otherwise leak
+    # with a ResourceWarning). Attach before the container starts, so nothing is buffered there yet.
+    fd = getattr(wrapped, "_sock", wrapped).detach()
+    raw = socket.socket(fileno=fd)
     raw.setblocking(False)
     reader = asyncio.StreamReader(limit=limit)
     channel = Channel(reader, None, raw)

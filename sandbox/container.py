@@ -118,7 +118,7 @@ def _mem(mb: int) -> str:
 
 
 def create_box(client: docker.DockerClient, spec: BoxSpec) -> Box:
-    """Create and start a hardened container; the kernel may still be starting when this returns."""
+    """Create a hardened container and its volumes (not started yet: see ``start_box``)."""
     lim = spec.limits
     name = f"{spec.label_prefix}-{uuid.uuid4().hex[:10]}"
     labels = spec.labels()
@@ -170,10 +170,7 @@ def create_box(client: docker.DockerClient, spec: BoxSpec) -> Box:
             stdin_open=spec.attach,
             init=False,
         )
-        container.start()
-        container.reload()
-        kdir, ddir = (client.volumes.get(v).attrs["Mountpoint"] for v in volumes)
-        return Box(name, container, kdir, ddir, volumes, _oom_file(container))
+        return Box(name, container, "", "", volumes)
     except Exception as exc:
         destroy_box(client, name, volumes, container)
         if isinstance(exc, docker.errors.ImageNotFound):
@@ -181,6 +178,18 @@ def create_box(client: docker.DockerClient, spec: BoxSpec) -> Box:
         if isinstance(exc, docker.errors.DockerException):
             raise SandboxUnavailable(f"could not start a sandbox container: {exc}") from exc
         raise
+
+
+def start_box(client: docker.DockerClient, box: Box) -> None:
+    """Start the container and learn its host-side paths; the kernel may still be starting."""
+    try:
+        box.container.start()
+        box.container.reload()
+        box.kernel_dir, box.data_dir = (client.volumes.get(v).attrs["Mountpoint"] for v in box.volumes)
+    except docker.errors.DockerException as exc:
+        destroy_box(client, box.name, box.volumes, box.container)
+        raise SandboxUnavailable(f"could not start a sandbox container: {exc}") from exc
+    box.oom_file = _oom_file(box.container)
 
 
 def _oom_file(container: Container) -> str | None:

@@ -405,10 +405,13 @@ class Supervisor:
                     break
             self.kernel = 0
             restarts += 1
+            code = os.waitstatus_to_exitcode(status)
+            with contextlib.suppress(OSError):  # on the attached stream this tells the host at once
+                os.write(1, json.dumps({"event": "exit", "status": code}).encode() + b"\n")
             if exit_file:
                 with contextlib.suppress(OSError):
                     with open(exit_file + ".tmp", "w") as fh:
-                        json.dump({"status": os.waitstatus_to_exitcode(status), "restarts": restarts}, fh)
+                        json.dump({"status": code, "restarts": restarts}, fh)
                     os.replace(exit_file + ".tmp", exit_file)
             with contextlib.suppress(OSError):
                 os.kill(-1, signal.SIGKILL)  # init is never signalled by kill(-1)

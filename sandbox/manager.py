@@ -211,7 +211,7 @@ class SandboxManager:
         box = await asyncio.to_thread(create_box, client, self._spec)
         session = Session(client, self._spec, box, self._destroy)
         try:
-            await session.wait_ready()
+            await session.boot()
         except BaseException:
             await session.close()
             raise

@@ -20,8 +20,8 @@ from typing import Any
 import docker
 
 from . import files as fs
-from .channel import Channel, ChannelClosed, connect_attach, connect_unix
-from .container import Box, BoxSpec, box_running, signal_box
+from .channel import Channel, ChannelClosed, KernelExited, connect_attach, connect_unix
+from .container import Box, BoxSpec, box_running, signal_box, start_box
 from .errors import PathError, SandboxError, SandboxUnavailable, SessionClosed
 from .results import ErrorInfo, ExecResult, FileInfo
 
@@ -67,23 +67,37 @@ class Session:
     def container_name(self) -> str:
         return self._box.name
 
+    async def boot(self) -> None:
+        """Start the container and wait for its kernel (attach first: the stream must see the start)."""
+        if self._spec.attach:
+            self._channel = await connect_attach(self._client, self._box.container.id or "", self._reply_limit)
+        await asyncio.to_thread(start_box, self._client, self._box)
+        await self.wait_ready()
+
     async def wait_ready(self, limit: float | None = None) -> None:
         """Connect to the kernel and wait until it answers a ping (after it preloaded its libraries)."""
         deadline = time.monotonic() + (limit or self._spec.limits.start_timeout)
         delay = 0.005
         checked = time.monotonic()
         while True:
-            try:
-                channel = await self._connect()
-            except (OSError, ChannelClosed):
-                channel = None
+            channel = self._channel  # attach: one stream for the container's life, across kernel restarts
+            if channel is None:
+                try:
+                    channel = await connect_unix(self._box.socket_path, self._reply_limit)
+                except OSError:
+                    channel = None
             if channel is not None:
                 try:
                     await channel.request({"op": "ping"}, max(deadline - time.monotonic(), 0.01))
                     self._channel = channel
                     return
+                except KernelExited:
+                    continue  # a late death notice; the supervisor is starting a new kernel
                 except (ChannelClosed, TimeoutError):
+                    self._channel = None
                     await channel.close()
+                    if self._spec.attach:
+                        raise SandboxUnavailable(f"lost the attached stream of {self._box.name}") from None
             now = time.monotonic()
             if now > deadline:
                 raise SandboxUnavailable(f"the sandbox kernel in {self._box.name} did not start in time")
@@ -93,11 +107,6 @@ class Session:
                     raise SandboxUnavailable(f"the sandbox container {self._box.name} exited")
             await asyncio.sleep(delay)  # polling the kernel's socket, not synchronising tests
             delay = min(delay * 2, 0.05)
-
-    async def _connect(self) -> Channel:
-        if self._spec.attach:
-            return await connect_attach(self._client, self._box.container.id or "", self._reply_limit)
-        return await connect_unix(self._box.socket_path, self._reply_limit)
 
     async def ping(self, wait: float = 2.0) -> bool:
         if self._closed or self._channel is None or self.busy:
@@ -192,7 +201,7 @@ class Session:
     async def _recover(self, why: str) -> int | None:
         """Reconnect to the kernel the supervisor restarted; returns the dead kernel's exit status."""
         log.info("sandbox session %s: kernel restart (%s)", self.key, why)
-        if self._channel is not None:
+        if self._channel is not None and not self._spec.attach:
             await self._channel.close()
             self._channel = None
         try:

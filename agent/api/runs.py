@@ -139,12 +139,15 @@ async def _start(
     request: web.Request,
     run: dict[str, Any],
     stream: bool,
+    assistant: dict[str, Any],
+    thread: dict[str, Any],
     first: list[tuple[str, dict[str, Any]]] | None = None,
 ) -> web.StreamResponse:
     """Publish the run's creation and hand it to the executor; answer JSON or the event stream."""
     bus = request.app[BUS]
     queue = bus.subscribe(run["id"]) if stream else None
-    rec = RunRecorder(store(request), bus, run, owner(request))
+    rec = RunRecorder(store(request), bus, dict(run), owner(request))
+    rec.assistant, rec.thread = assistant, thread
     rec.publish("thread.run.created", run)
     rec.publish("thread.run.queued", run)
     request.app[EXECUTOR].launch(rec)
@@ -156,7 +159,7 @@ async def _start(
 @routes.post("/v1/threads/{thread_id}/runs")
 async def create(request: web.Request) -> web.StreamResponse:
     thread_id = request.match_info["thread_id"]
-    await get_or_404(request, "thread", thread_id)
+    thread = await get_or_404(request, "thread", thread_id)
     body = await parse(request, RunCreate)
     assistant = await _assistant(request, body.assistant_id)
     run = new_run(request, thread_id, assistant, body)
@@ -168,7 +171,7 @@ async def create(request: web.Request) -> web.StreamResponse:
         for msg in extra:
             await messages.insert(conn, msg, owner(request))
         await db.insert(conn, "run", run, owner(request), parent=thread_id)
-    return await _start(request, run, bool(body.stream))
+    return await _start(request, run, bool(body.stream), assistant, thread)
 
 
 @routes.post("/v1/threads/runs")
@@ -181,7 +184,7 @@ async def create_and_run(request: web.Request) -> web.StreamResponse:
     thread = await create_thread(request, thread_body)
     run = new_run(request, thread["id"], assistant, body)
     await store(request).insert("run", run, owner(request), parent=thread["id"])
-    return await _start(request, run, bool(body.stream), [("thread.created", thread)])
+    return await _start(request, run, bool(body.stream), assistant, thread, [("thread.created", thread)])
 
 
 @routes.get("/v1/threads/{thread_id}/runs")

@@ -105,14 +105,8 @@ class Executor:
 
     async def _context(self, rec: RunRecorder) -> ToolContext:
         run = rec.run
-        assistant = await self.store.get("assistant", run["assistant_id"], rec.owner) or {}
-        thread = await self.store.get("thread", rec.thread_id, rec.owner) or {}
-        attached = [
-            a["file_id"]
-            for _, m in await self.store.find("message", owner=rec.owner, parent=rec.thread_id)
-            for a in m.get("attachments") or []
-            if any(t["type"] == "code_interpreter" for t in a.get("tools") or [])
-        ]
+        assistant = rec.assistant or await self.store.get("assistant", run["assistant_id"], rec.owner) or {}
+        thread = rec.thread or await self.store.get("thread", rec.thread_id, rec.owner) or {}
         ctx = ToolContext(
             owner=rec.owner,
             thread_id=rec.thread_id,
@@ -120,7 +114,6 @@ class Executor:
             assistant=assistant,
             thread=thread,
             tools=run["tools"],
-            attached=attached,
         )
         rec.ctx = ctx
         return ctx

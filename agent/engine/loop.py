@@ -44,7 +44,8 @@ async def execute(rec: RunRecorder, env: Env, ctx: ToolContext) -> None:
     box = Toolbox.build(rec.run["tools"], env.tools)
     mistakes = 0
     for turn in range(env.max_turns):
-        history = await prompt.thread_messages(rec.store, rec.owner, rec.thread_id, rec.run["id"])
+        history, stored = await prompt.thread_messages(rec.store, rec.owner, rec.thread_id, rec.run["id"])
+        ctx.attached = attached_for_code(stored)
         try:
             completion = await _ask(rec, env.model, _request(rec.run, history, box, env, turn == 0), box)
         except Limit as limit:
@@ -57,8 +58,7 @@ async def execute(rec: RunRecorder, env: Env, ctx: ToolContext) -> None:
         if not completion.tool_calls:
             if rec.message is None:
                 await rec.text_delta("")
-            await rec.close_message("completed", usage)
-            return await rec.set_status("completed")
+            return await rec.close_message("completed", usage, run_status="completed")
         step, pending, mistake = await _dispatch(rec, box, ctx, completion)
         if pending:
             await rec.save_step(step)
@@ -149,6 +149,16 @@ def _request(
         max_tokens=remaining,
         response_format=fmt if isinstance(fmt, dict) and fmt.get("type") != "text" else None,
     )
+
+
+def attached_for_code(messages: list[dict[str, Any]]) -> list[str]:
+    """File ids attached to the thread's messages for code_interpreter."""
+    return [
+        a["file_id"]
+        for m in messages
+        for a in m.get("attachments") or []
+        if any(t["type"] == "code_interpreter" for t in a.get("tools") or [])
+    ]
 
 
 def _start_record(call_id: str, name: str, tool: ServerTool | None) -> dict[str, Any]:

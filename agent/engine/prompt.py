@@ -61,8 +61,11 @@ def steps_to_chat(steps: list[dict[str, Any]], messages: dict[str, dict[str, Any
     return out
 
 
-async def thread_messages(store: Store, owner: str, thread_id: str, run_id: str) -> list[dict[str, Any]]:
-    """The thread in order; each run's steps (tool calls and their outputs) where that run spoke."""
+async def thread_messages(
+    store: Store, owner: str, thread_id: str, run_id: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The thread as chat messages, in order, with each run's steps (tool calls and outputs) where that
+    run spoke; and the stored messages it was made from."""
     msgs = await _all(store, "message", owner, thread_id)
     steps = await _all(store, "step", owner, thread_id)
     by_run: dict[str, list[dict[str, Any]]] = {}
@@ -77,7 +80,7 @@ async def thread_messages(store: Store, owner: str, thread_id: str, run_id: str)
         elif rid is None or run_messages.pop(msg["id"], None) is not None:
             out.append({"role": msg["role"], "content": _with_attachments(msg)})
     out.extend(steps_to_chat(by_run.pop(run_id, []), run_messages))
-    return out
+    return out, msgs
 
 
 def _with_attachments(msg: dict[str, Any]) -> str:

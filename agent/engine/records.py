@@ -12,7 +12,7 @@ from typing import Any
 from agent.api.common import new_id, now
 from agent.api.messages import new_message
 from agent.engine.bus import EventBus
-from agent.store import Store
+from agent.store import Store, db
 from agent.tools import ToolContext
 
 CITATION = re.compile(r"【(?:\d+:)?(\d+)†[^】]*】")
@@ -42,6 +42,8 @@ class RunRecorder:
         self.message_step: dict[str, Any] | None = None
         self.tool_step: dict[str, Any] | None = None  # the tool_calls step being written
         self.ctx: ToolContext | None = None  # what this leg's tools produced (citations, files)
+        self.assistant: dict[str, Any] | None = None  # already loaded by the API handler, if any
+        self.thread: dict[str, Any] | None = None
         self._shown_images = 0
 
     def publish(self, name: str, data: dict[str, Any]) -> None:
@@ -49,6 +51,11 @@ class RunRecorder:
 
     # --- run ------------------------------------------------------------------------------------
     async def set_status(self, status: str, **fields: Any) -> None:
+        self._transition(status, **fields)
+        await self.store.update("run", self.run, self.owner, parent=self.thread_id)
+        self.publish(f"thread.run.{status}", self.run)
+
+    def _transition(self, status: str, **fields: Any) -> None:
         run = self.run
         run.update(status=status, **fields)
         stamp = {
@@ -62,14 +69,6 @@ class RunRecorder:
         if status in TERMINAL:
             run["expires_at"] = None
             run["required_action"] = None
-        await self.store.update("run", run, self.owner, parent=self.thread_id)
-        self.publish(f"thread.run.{status}", run)
-
-    async def refresh(self) -> dict[str, Any]:
-        fresh = await self.store.get("run", self.run["id"], self.owner, self.thread_id)
-        if fresh is not None:
-            self.run = fresh
-        return self.run
 
     # --- steps ----------------------------------------------------------------------------------
     def _new_step(self, kind: str, details: dict[str, Any]) -> dict[str, Any]:
@@ -108,10 +107,7 @@ class RunRecorder:
         usage: dict[str, int] | None = None,
         error: dict[str, str] | None = None,
     ) -> None:
-        step["status"] = status
-        step[f"{'expired' if status == 'expired' else status}_at"] = now()
-        step["usage"] = usage if usage is not None else step["usage"]
-        step["last_error"] = error
+        _end(step, status, usage, error)
         await self.save_step(step)
         self.publish(f"thread.run.step.{STEP_END[status]}", step)
 
@@ -145,10 +141,13 @@ class RunRecorder:
                 assistant_id=run["assistant_id"],
                 run_id=run["id"],
             )
-            self.message_step = self._new_step("message_creation", {"message_id": msg["id"]})
-            await self._insert_step(self.message_step)
-            await self.store.insert("message", msg, self.owner, parent=self.thread_id, run_id=run["id"])
-            self.message = msg
+            step = self._new_step("message_creation", {"message_id": msg["id"]})
+            async with self.store.write() as conn:  # one transaction for the step and its message
+                await db.insert(conn, "step", step, self.owner, parent=self.thread_id, run_id=run["id"])
+                await db.insert(conn, "message", msg, self.owner, parent=self.thread_id, run_id=run["id"])
+            self.publish("thread.run.step.created", step)
+            self.publish("thread.run.step.in_progress", step)
+            self.message_step, self.message = step, msg
             self.publish("thread.message.created", msg)
             self.publish("thread.message.in_progress", msg)
             self._show_images(msg)
@@ -237,11 +236,15 @@ class RunRecorder:
         )
 
     async def close_message(
-        self, status: str, usage: dict[str, int] | None = None, reason: str | None = None
+        self, status: str, usage: dict[str, int] | None = None, reason: str | None = None,
+        run_status: str | None = None,
     ) -> None:
-        """Finish the message being written (completed, or incomplete with ``reason``) and its step."""
+        """Finish the message being written (completed, or incomplete with ``reason``) and its step;
+        with ``run_status``, the run's transition is written in the same transaction."""
         msg, step = self.message, self.message_step
         if msg is None or step is None:
+            if run_status:
+                await self.set_status(run_status)
             return
         self.message = self.message_step = None
         msg["status"] = status
@@ -251,12 +254,21 @@ class RunRecorder:
         else:
             msg["incomplete_at"] = now()
             msg["incomplete_details"] = {"reason": reason}
-        await self.store.update("message", msg, self.owner, parent=self.thread_id)
-        self.publish(f"thread.message.{status}", msg)
         step_status = {"run_cancelled": "cancelled", "run_failed": "failed", "run_expired": "expired"}.get(
             reason or "", "completed"
         )
-        await self.end_step(step, step_status, usage)
+        _end(step, step_status, usage)
+        if run_status:
+            self._transition(run_status)
+        async with self.store.write() as conn:  # the message, its step (and the run) end together
+            await db.update(conn, "message", msg, self.owner, self.thread_id)
+            await db.update(conn, "step", step, self.owner, self.thread_id)
+            if run_status:
+                await db.update(conn, "run", self.run, self.owner, self.thread_id)
+        self.publish(f"thread.message.{status}", msg)
+        self.publish(f"thread.run.step.{STEP_END[step_status]}", step)
+        if run_status:
+            self.publish(f"thread.run.{run_status}", self.run)
 
     async def abandon(self, outcome: str) -> None:
         """The run ends early (cancelled/failed/expired): close whatever is still open."""
@@ -279,6 +291,14 @@ class RunRecorder:
             where={"run_id": self.run["id"]},
         )
         return [s for s in page.data if s["status"] == "in_progress"]
+
+
+def _end(step: dict[str, Any], status: str, usage: dict[str, int] | None = None,
+         error: dict[str, str] | None = None) -> None:
+    step["status"] = status
+    step[f"{status}_at"] = now()
+    step["usage"] = usage if usage is not None else step["usage"]
+    step["last_error"] = error
 
 
 def scrub(obj: Any) -> Any:

@@ -24,9 +24,9 @@ COUNT_PROCESSES = (
 )
 
 
-async def contained(victim: Session, probe: Session, code: str, timeout: float = 2.0) -> ExecResult:
+async def contained(victim: Session, probe: Session, code: str, limit: float = 2.0) -> ExecResult:
     """Run ``code`` in ``victim`` while ``probe`` keeps answering; then ``victim`` must answer again."""
-    hostile = asyncio.ensure_future(victim.execute(code, timeout=timeout))
+    hostile = asyncio.ensure_future(victim.execute(code, timeout=limit))
     answers = 0
     while not hostile.done() or answers == 0:
         assert (await probe.execute(PROBE)).result == "45"
@@ -39,7 +39,7 @@ async def contained(victim: Session, probe: Session, code: str, timeout: float =
 
 async def test_infinite_loop_stops_at_timeout_and_keeps_state(fresh: Session, shared: Session) -> None:
     await fresh.execute("kept = 'yes'")
-    r = await contained(fresh, shared, "while True:\n    pass", timeout=1)
+    r = await contained(fresh, shared, "while True:\n    pass", limit=1)
     assert r.timed_out and not r.reset
     assert r.error is not None and r.error.name == "TimeoutError"
     assert "while True" in r.error.traceback
@@ -49,7 +49,7 @@ async def test_infinite_loop_stops_at_timeout_and_keeps_state(fresh: Session, sh
 async def test_loop_ignoring_the_alarm_is_interrupted_from_the_host(fresh: Session, shared: Session) -> None:
     await fresh.execute("kept = 'yes'")
     code = "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    pass"
-    r = await contained(fresh, shared, code, timeout=1)
+    r = await contained(fresh, shared, code, limit=1)
     assert r.timed_out and not r.reset
     assert r.error is not None and r.error.name == "TimeoutError"
     assert (await fresh.execute("kept")).result == "'yes'"
@@ -58,7 +58,7 @@ async def test_loop_ignoring_the_alarm_is_interrupted_from_the_host(fresh: Sessi
 async def test_c_loop_is_killed_and_the_session_reset_with_files_kept(fresh: Session, shared: Session) -> None:
     await fresh.execute("lost = 1\nopen('/mnt/data/kept.txt', 'w').write('still here')")
     code = "import signal, itertools\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nsum(itertools.repeat(1))"
-    r = await contained(fresh, shared, code, timeout=1)
+    r = await contained(fresh, shared, code, limit=1)
     assert r.timed_out and r.reset and not r.oom_killed
     assert r.error is not None and "variables" in r.error.value and "files" in r.error.value
     assert (await fresh.execute("lost")).error.name == "NameError"  # type: ignore[union-attr]
@@ -68,7 +68,7 @@ async def test_c_loop_is_killed_and_the_session_reset_with_files_kept(fresh: Ses
 
 async def test_fork_bomb_is_contained(fresh: Session, shared: Session) -> None:
     code = "import os\nwhile True:\n    os.fork()"
-    r = await contained(fresh, shared, code, timeout=10)
+    r = await contained(fresh, shared, code, limit=10)
     assert r.error is not None and r.error.name in ("BlockingIOError", "TimeoutError", "KernelDied")
     count = await fresh.execute(COUNT_PROCESSES)
     assert count.result == "2"  # supervisor and kernel: no process outlives its cell
@@ -82,7 +82,7 @@ async def test_background_processes_do_not_outlive_their_cell(shared: Session) -
 
 async def test_memory_bomb_is_oom_killed_and_reported(fresh: Session, shared: Session) -> None:
     await fresh.execute("lost = 1")
-    r = await contained(fresh, shared, "hog = b'x' * (2 << 30)", timeout=20)
+    r = await contained(fresh, shared, "hog = b'x' * (2 << 30)", limit=20)
     assert r.error is not None
     if r.error.name == "MemoryError" and not r.reset:
         pytest.skip("the allocation failed with MemoryError before the OOM killer fired")

@@ -42,7 +42,7 @@ async def test_a_container_is_never_reused(manager: SandboxManager, docker_clien
 
 
 async def test_idle_and_old_sessions_are_reaped(manager: SandboxManager) -> None:
-    idle, old, busy = (await manager.session(k) for k in ("reap-idle", "reap-old", "reap-keep"))
+    idle, old, busy = [await manager.session(k) for k in ("reap-idle", "reap-old", "reap-keep")]
     idle.last_used -= manager.idle_ttl + 1
     old.created -= manager.max_lifetime + 1
     await manager.reap()
@@ -89,6 +89,9 @@ async def test_attach_transport(docker_client: docker.DockerClient) -> None:
                                       "sum(itertools.repeat(1))", timeout=1)
         assert reset.reset and reset.timed_out
         assert (await session.execute("open('a.txt').read()")).result == "'A'"
+        oom = await session.execute("hog = b'x' * (2 << 30)", timeout=20)
+        assert oom.reset and (oom.oom_killed or (oom.error is not None and oom.error.name == "MemoryError"))
+        assert (await session.execute("1 + 1")).result == "2"
     finally:
         await mgr.close()
     assert leftovers(docker_client, f"{LABEL_PREFIX}-attach.managed=1") == []
