@@ -29,7 +29,7 @@ from agent.engine.executor import Executor
 from agent.engine.ingest import Ingestor
 from agent.engine.loop import Env
 from agent.errors import Handler, Unauthorized, error_middleware
-from agent.llm.types import ChatModel
+from agent.llm import ChatModel
 from agent.retrieval import SearchIndex
 from agent.settings import Settings
 from agent.store import Store
@@ -103,7 +103,7 @@ def _model_ctx(model: ChatModel | None) -> Callable[[web.Application], AsyncIter
         if model is not None:
             app[MODEL] = model
         else:
-            from agent.llm.client import OpenAICompatModel
+            from agent.llm import OpenAICompatModel
 
             key = settings.model_api_key.get_secret_value() if settings.model_api_key else None
             app[MODEL] = OpenAICompatModel(

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from agent.engine.bus import EventBus
     from agent.engine.executor import Executor
     from agent.engine.ingest import Ingestor
-    from agent.llm.types import ChatModel
+    from agent.llm import ChatModel
     from agent.settings import Settings
     from agent.store import Store
     from agent.tools import ServerTool

@@ -98,8 +98,42 @@ def client(spine: LiveServer) -> openai.OpenAI:
     return spine.client()
 
 
-def docker_required() -> bool:
-    return os.environ.get("CI") == "true"
+def require_docker(image: str = "agent-sandbox:latest") -> None:
+    """Skip without a Docker engine and the sandbox image, except in CI (CI=true), where it fails."""
+    import docker
+
+    try:
+        client = docker.from_env()
+        client.images.get(image)
+        client.close()
+    except Exception as err:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true and no usable Docker engine/image: {err}", pytrace=False)
+        pytest.skip(f"no Docker engine or image: {err}")
+
+
+@pytest.fixture(scope="session")
+def ci_server(
+    loop_thread: LoopThread, scripted: ScriptedModel, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """A service with the real sandbox behind code_interpreter."""
+    require_docker()
+    settings = make_settings(
+        tmp_path_factory.mktemp("ci"),
+        model_url=scripted.url,
+        sandbox_enabled=True,
+        sandbox_pool=1,
+        code_timeout=3.0,
+    )
+    server = LiveServer(loop_thread, settings)
+    loop_thread.run(server.start())
+    yield server
+    loop_thread.run(server.stop(), timeout=120)
+
+
+@pytest.fixture
+def ci(ci_server: LiveServer, model: ScriptedModel) -> openai.OpenAI:
+    return ci_server.client()
 
 
 @pytest.fixture(scope="session")

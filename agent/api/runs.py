@@ -98,6 +98,8 @@ def new_run(
             value if value is not None else assistant.get(field, default) if field in assistant else default
         )
 
+    tools = [t.wire() for t in body.tools] if body.tools is not None else assistant["tools"]
+    _check_tool_choice(body.tool_choice, tools)
     return {
         "id": new_id("run_"),
         "object": "thread.run",
@@ -115,7 +117,7 @@ def new_run(
         "incomplete_details": None,
         "model": body.model or assistant["model"],
         "instructions": instructions,
-        "tools": [t.wire() for t in body.tools] if body.tools is not None else assistant["tools"],
+        "tools": tools,
         "metadata": body.metadata or {},
         "usage": None,
         "temperature": pick("temperature", 1.0),
@@ -129,6 +131,21 @@ def new_run(
         "parallel_tool_calls": True if body.parallel_tool_calls is None else body.parallel_tool_calls,
         "response_format": pick("response_format", "auto"),
     }
+
+
+def _check_tool_choice(choice: Any, tools: list[dict[str, Any]]) -> None:
+    """A forced tool must be one the run offers (the backends would silently ignore it)."""
+    if not isinstance(choice, dict):
+        return
+    kind = choice.get("type")
+    if kind == "function":
+        name = (choice.get("function") or {}).get("name")
+        offered = {t["function"]["name"] for t in tools if t["type"] == "function"}
+        offered |= {t["type"] for t in tools if t["type"] != "function"}
+    else:
+        name, offered = kind, {t["type"] for t in tools}
+    if not name or name not in offered:
+        raise InvalidRequest(f"Tool choice '{name}' not found in 'tools' parameter.", param="tool_choice")
 
 
 async def _assistant(request: web.Request, assistant_id: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import uuid
 from agent.engine.bus import EventBus
 from agent.engine.loop import Env, execute
 from agent.engine.records import TERMINAL, RunRecorder
-from agent.llm.types import ModelError
+from agent.llm import ModelError
 from agent.store import Store
 from agent.tools import ToolContext
 

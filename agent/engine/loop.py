@@ -8,7 +8,7 @@ from typing import Any
 
 from agent.engine import prompt
 from agent.engine.records import RunRecorder, add_usage
-from agent.llm.types import (
+from agent.llm import (
     ChatModel,
     ChatRequest,
     Completion,

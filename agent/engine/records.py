@@ -236,7 +236,10 @@ class RunRecorder:
         )
 
     async def close_message(
-        self, status: str, usage: dict[str, int] | None = None, reason: str | None = None,
+        self,
+        status: str,
+        usage: dict[str, int] | None = None,
+        reason: str | None = None,
         run_status: str | None = None,
     ) -> None:
         """Finish the message being written (completed, or incomplete with ``reason``) and its step;
@@ -293,8 +296,12 @@ class RunRecorder:
         return [s for s in page.data if s["status"] == "in_progress"]
 
 
-def _end(step: dict[str, Any], status: str, usage: dict[str, int] | None = None,
-         error: dict[str, str] | None = None) -> None:
+def _end(
+    step: dict[str, Any],
+    status: str,
+    usage: dict[str, int] | None = None,
+    error: dict[str, str] | None = None,
+) -> None:
     step["status"] = status
     step[f"{status}_at"] = now()
     step["usage"] = usage if usage is not None else step["usage"]

@@ -278,3 +278,15 @@ def test_poll_header_is_short(engine_server: LiveServer, sdk: openai.OpenAI, mod
     raw = sdk.beta.threads.runs.with_raw_response.create(thread_id=t.id, assistant_id=a)
     assert int(raw.headers["openai-poll-after-ms"]) <= 200
     sdk.beta.threads.runs.poll(raw.parse().id, thread_id=t.id)
+
+
+def test_forced_tool_must_be_offered(sdk: openai.OpenAI) -> None:
+    a = assistant(sdk, tools=[WEATHER])
+    t = sdk.beta.threads.create()
+    with pytest.raises(openai.BadRequestError) as err:
+        sdk.beta.threads.runs.create(
+            thread_id=t.id, assistant_id=a, tool_choice={"type": "function", "function": {"name": "nope"}}
+        )
+    assert err.value.param == "tool_choice"
+    with pytest.raises(openai.BadRequestError):
+        sdk.beta.threads.runs.create(thread_id=t.id, assistant_id=a, tool_choice={"type": "code_interpreter"})
