@@ -211,6 +211,8 @@ class Kernel:
         start = time.perf_counter()
         try:
             sys.stdout, sys.stderr, sys.stdin = out, err, io.StringIO()
+            signal.signal(signal.SIGALRM, self._on_alarm)  # the previous cell may have replaced them
+            signal.signal(signal.SIGINT, self._on_interrupt)
             self.in_cell = True
             try:
                 if timeout > 0:
@@ -230,8 +232,12 @@ class Kernel:
         except BaseException as exc:
             if os.getpid() != self.pid:
                 os._exit(1)
-            error = {"name": type(exc).__name__, "value": str(exc)[:MAX_RESULT],
-                     "traceback": self.format_tb(exc)}
+            error = {"name": type(exc).__name__, "value": "", "traceback": ""}
+            try:  # user-defined __str__ may fail
+                error["value"] = str(exc)[:MAX_RESULT]
+                error["traceback"] = self.format_tb(exc)
+            except BaseException:
+                error["traceback"] = error["traceback"] or f"{error['name']}: <unprintable>"
         finally:
             sys.stdout, sys.stderr, sys.stdin = saved
         elapsed = time.perf_counter() - start
@@ -250,9 +256,16 @@ class Kernel:
                 else:
                     stderr += text
         return {
-            "ok": True, "stdout": stdout, "stderr": stderr, "error": error, "result": result,
-            "images": images, "files": self.changed(before), "truncated": truncated,
-            "timed_out": timed_out, "ms": elapsed * 1000,
+            "ok": True,
+            "stdout": stdout,
+            "stderr": stderr,
+            "error": error,
+            "result": result,
+            "images": images,
+            "files": self.changed(before),
+            "truncated": truncated,
+            "timed_out": timed_out,
+            "ms": elapsed * 1000,
         }
 
     def execute(self, code: str, filename: str) -> str | None:

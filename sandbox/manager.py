@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 import uuid
+import warnings
 from collections.abc import Coroutine, Iterable
 from typing import Any
 
@@ -30,6 +32,18 @@ log = logging.getLogger(__name__)
 
 START_PARALLELISM = 2
 RUNTIMES_WITHOUT_HOST_SOCKETS = ("runsc",)
+
+
+def connect_engine() -> docker.DockerClient:
+    """``docker.from_env()``, raising SandboxUnavailable when the engine is not reachable."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            return docker.from_env()
+        except docker.errors.DockerException as exc:
+            message = str(exc)
+        gc.collect()  # docker-py leaves the failed connection's socket to the GC: collect it quietly
+    raise SandboxUnavailable(f"Docker engine not reachable: {message}")
 
 
 class SandboxManager:
@@ -83,10 +97,7 @@ class SandboxManager:
     @property
     def client(self) -> docker.DockerClient:
         if self._client is None:
-            try:
-                self._client = docker.from_env()
-            except docker.errors.DockerException as exc:
-                raise SandboxUnavailable(f"Docker engine not reachable: {exc}") from exc
+            self._client = connect_engine()
         return self._client
 
     async def start(self) -> None:

@@ -52,7 +52,8 @@ class Session:
         self.created = time.monotonic()
         self.last_used = self.created
         lim = spec.limits
-        self._reply_limit = 12 * lim.output_bytes + MAX_IMAGES * 6 * (4 << 20) + (1 << 20)
+        # JSON may escape a byte as 6 characters; images are base64 (4/3); plus tracebacks and file lists.
+        self._reply_limit = 2 * 6 * lim.output_bytes + MAX_IMAGES * (6 << 20) + (2 << 20)
 
     # -- lifecycle ------------------------------------------------------------------------------------
     @property
@@ -70,7 +71,9 @@ class Session:
     async def boot(self) -> None:
         """Start the container and wait for its kernel (attach first: the stream must see the start)."""
         if self._spec.attach:
-            self._channel = await connect_attach(self._client, self._box.container.id or "", self._reply_limit)
+            self._channel = await connect_attach(
+                self._client, self._box.container.id or "", self._reply_limit
+            )
         await asyncio.to_thread(start_box, self._client, self._box)
         await self.wait_ready()
 

@@ -43,11 +43,14 @@ async def execute(rec: RunRecorder, env: Env, ctx: ToolContext) -> None:
     await rec.set_status("in_progress")
     box = Toolbox.build(rec.run["tools"], env.tools)
     mistakes = 0
+    forcing = rec.run.get("tool_choice") not in (None, "auto", "none") and not await _called_before(rec)
     for turn in range(env.max_turns):
         history, stored = await prompt.thread_messages(rec.store, rec.owner, rec.thread_id, rec.run["id"])
         ctx.attached = attached_for_code(stored)
         try:
-            completion = await _ask(rec, env.model, _request(rec.run, history, box, env, turn == 0), box)
+            completion = await _ask(
+                rec, env.model, _request(rec.run, history, box, env, forcing and turn == 0), box
+            )
         except Limit as limit:
             await rec.close_message("incomplete", reason="max_tokens")
             if rec.tool_step is not None:
@@ -121,7 +124,7 @@ async def _dispatch(
 
 
 def _request(
-    run: dict[str, Any], history: list[dict[str, Any]], box: Toolbox, env: Env, first: bool
+    run: dict[str, Any], history: list[dict[str, Any]], box: Toolbox, env: Env, force: bool
 ) -> ChatRequest:
     messages = prompt.build(run, history, env.context)
     if run.get("max_prompt_tokens") and prompt.estimate_tokens(messages) > run["max_prompt_tokens"]:
@@ -130,7 +133,7 @@ def _request(
     if isinstance(choice, dict):
         name = choice.get("function", {}).get("name") if choice["type"] == "function" else choice["type"]
         choice = {"type": "function", "function": {"name": name}}
-    if not first and choice != "none":
+    if not force and choice != "none":
         choice = "auto"  # a forced choice holds until the model has called a tool once
     remaining = None
     if run.get("max_completion_tokens"):
@@ -149,6 +152,12 @@ def _request(
         max_tokens=remaining,
         response_format=fmt if isinstance(fmt, dict) and fmt.get("type") != "text" else None,
     )
+
+
+async def _called_before(rec: RunRecorder) -> bool:
+    """Whether an earlier leg of this run already made tool calls (a forced choice is then spent)."""
+    steps = await rec.store.find("step", owner=rec.owner, parent=rec.thread_id, run_id=rec.run["id"])
+    return any(step["type"] == "tool_calls" for _, step in steps)
 
 
 def attached_for_code(messages: list[dict[str, Any]]) -> list[str]:

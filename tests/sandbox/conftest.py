@@ -14,7 +14,8 @@ import docker.errors
 import pytest
 import pytest_asyncio
 
-from sandbox import Limits, SandboxManager, Session
+from sandbox import Limits, SandboxManager, SandboxUnavailable, Session
+from sandbox.manager import connect_engine
 
 IMAGE = os.environ.get("AGENT_SANDBOX_IMAGE", "agent-sandbox:latest")
 LABEL_PREFIX = "agent-sandbox-test"
@@ -23,9 +24,9 @@ LIMITS = Limits(memory_mb=384, data_mb=16, timeout=10.0)
 
 def _engine_problem() -> str | None:
     try:
-        client = docker.from_env()
-    except docker.errors.DockerException as exc:
-        return f"Docker engine not reachable: {exc}"
+        client = connect_engine()
+    except SandboxUnavailable as exc:
+        return str(exc)
     try:
         client.ping()
         client.images.get(IMAGE)
@@ -45,7 +46,7 @@ def docker_client() -> Iterator[docker.DockerClient]:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"CI=true and {problem}", pytrace=False)
         pytest.skip(problem)
-    client = docker.from_env()
+    client = connect_engine()
     yield client
     client.close()
 
@@ -58,7 +59,9 @@ def leftovers(client: docker.DockerClient, label: str) -> list[str]:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def manager(docker_client: docker.DockerClient) -> AsyncIterator[SandboxManager]:
-    mgr = SandboxManager(IMAGE, limits=LIMITS, pool_size=2, docker_client=docker_client, label_prefix=LABEL_PREFIX)
+    mgr = SandboxManager(
+        IMAGE, limits=LIMITS, pool_size=2, docker_client=docker_client, label_prefix=LABEL_PREFIX
+    )
     await mgr.start()
     try:
         yield mgr

@@ -14,8 +14,17 @@ from sandbox import files as fs
 
 def test_public_names_are_pinned() -> None:
     assert sorted(sandbox.__all__) == [
-        "ErrorInfo", "ExecResult", "FileInfo", "Limits", "PathError", "SandboxError", "SandboxManager",
-        "SandboxUnavailable", "Session", "SessionClosed", "StorageFull",
+        "ErrorInfo",
+        "ExecResult",
+        "FileInfo",
+        "Limits",
+        "PathError",
+        "SandboxError",
+        "SandboxManager",
+        "SandboxUnavailable",
+        "Session",
+        "SessionClosed",
+        "StorageFull",
     ]
 
 
@@ -27,7 +36,9 @@ def test_limits_defaults_and_validation() -> None:
         Limits(memory_mb=0)
 
 
-@pytest.mark.parametrize("path", ["../x", "/etc/passwd", "a/../../x", "", "/mnt/data", "/mnt/database/x", "a\0b"])
+@pytest.mark.parametrize(
+    "path", ["../x", "/etc/passwd", "a/../../x", "", "/mnt/data", "/mnt/database/x", "a\0b"]
+)
 def test_paths_outside_data_are_refused(path: str) -> None:
     with pytest.raises(PathError):
         fs.split_path(path)

@@ -23,7 +23,9 @@ async def test_first_session_comes_from_the_warm_pool(manager: SandboxManager) -
         await manager.drop("pool-user")
 
 
-async def test_a_container_is_never_reused(manager: SandboxManager, docker_client: docker.DockerClient) -> None:
+async def test_a_container_is_never_reused(
+    manager: SandboxManager, docker_client: docker.DockerClient
+) -> None:
     first = await manager.session("reuse")
     name = first.container_name
     await first.write_file("mine.txt", b"private")
@@ -51,7 +53,9 @@ async def test_idle_and_old_sessions_are_reaped(manager: SandboxManager) -> None
     await manager.drop("reap-keep")
 
 
-async def test_start_sweeps_leftovers_and_close_removes_everything(docker_client: docker.DockerClient) -> None:
+async def test_start_sweeps_leftovers_and_close_removes_everything(
+    docker_client: docker.DockerClient,
+) -> None:
     prefix = f"{LABEL_PREFIX}-sweep"
     label = {f"{prefix}.managed": "1"}
     docker_client.volumes.create(name=f"{prefix}-stale-d", labels=label)
@@ -75,8 +79,13 @@ async def test_start_sweeps_leftovers_and_close_removes_everything(docker_client
 async def test_attach_transport(docker_client: docker.DockerClient) -> None:
     """The transport used with gVisor (runsc), exercised here on the default runtime."""
     mgr = SandboxManager(
-        IMAGE, limits=LIMITS, pool_size=0, docker_client=docker_client, label_prefix=f"{LABEL_PREFIX}-attach",
-        transport="attach", preload=(),
+        IMAGE,
+        limits=LIMITS,
+        pool_size=0,
+        docker_client=docker_client,
+        label_prefix=f"{LABEL_PREFIX}-attach",
+        transport="attach",
+        preload=(),
     )
     await mgr.start()
     try:
@@ -85,8 +94,11 @@ async def test_attach_transport(docker_client: docker.DockerClient) -> None:
         await session.write_file("a.txt", b"A")
         r = await session.execute("print(open('a.txt').read())\nx * 2")
         assert (r.stdout, r.result) == ("A\n", "40")
-        reset = await session.execute("import itertools, signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-                                      "sum(itertools.repeat(1))", timeout=1)
+        reset = await session.execute(
+            "import itertools, signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+            "sum(itertools.repeat(1))",
+            timeout=1,
+        )
         assert reset.reset and reset.timed_out
         assert (await session.execute("open('a.txt').read()")).result == "'A'"
         oom = await session.execute("hog = b'x' * (2 << 30)", timeout=20)

@@ -19,7 +19,9 @@ async def test_state_persists_across_calls(shared: Session) -> None:
 
 
 async def test_stdout_stderr_and_trailing_expression(shared: Session) -> None:
-    r = await shared.execute("import sys, os\nprint('out')\nprint('err', file=sys.stderr)\nos.system('echo fd')\n'v'")
+    r = await shared.execute(
+        "import sys, os\nprint('out')\nprint('err', file=sys.stderr)\nos.system('echo fd')\n'v'"
+    )
     assert r.stdout == "out\nfd\n"
     assert r.stderr == "err\n"
     assert r.result == "'v'"
