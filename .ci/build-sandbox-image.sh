@@ -62,9 +62,18 @@ KEY=$(printf '%s\n%s\n%s\n' "$SUITE" "$PACKAGES" "$SETUP" | sha256sum | cut -c1-
 DEBS="$CACHE_DIR/debs-$SUITE-$(printf '%s' "$PACKAGES" | sha256sum | cut -c1-16).tgz"
 ROOTFS_TAR="$CACHE_DIR/rootfs-$KEY.tar"
 mkdir -p "$CACHE_DIR"
+exec 9>"$CACHE_DIR/.lock"
+flock 9  # one build at a time; a concurrent run finds the image afterwards
+if [[ "${FORCE:-0}" != 1 ]] && docker image inspect "$TAG" >/dev/null 2>&1; then
+    log "$TAG already present"
+    exit 0
+fi
 
 if [[ ! -s "$ROOTFS_TAR" ]]; then
-    command -v debootstrap >/dev/null || { log "installing debootstrap"; apt-get install -y -q debootstrap >&2; }
+    if ! command -v debootstrap >/dev/null; then
+        log "installing debootstrap"
+        apt-get install -y -q debootstrap >&2 || { apt-get update -q >&2 && apt-get install -y -q debootstrap >&2; }
+    fi
     WORK=$(mktemp -d /var/tmp/agent-sandbox-build.XXXXXX)
     cleanup() {
         for m in proc sys dev; do mountpoint -q "$WORK/rootfs/$m" 2>/dev/null && umount -l "$WORK/rootfs/$m"; done

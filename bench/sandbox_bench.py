@@ -12,11 +12,15 @@ import asyncio
 import os
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
-from sandbox import SandboxManager
-from sandbox.container import DEFAULT_PRELOAD
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from sandbox import SandboxManager  # noqa: E402
+from sandbox.container import DEFAULT_PRELOAD  # noqa: E402
 
 PREFIX = "agent-sandbox-bench"
 

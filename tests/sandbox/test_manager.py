@@ -113,3 +113,14 @@ async def test_available(manager: SandboxManager, docker_client: docker.DockerCl
     assert await manager.available()
     missing = SandboxManager("agent-sandbox-test:no-such-tag", docker_client=docker_client)
     assert not await missing.available()
+
+
+async def test_closing_a_session_forgets_it(manager: SandboxManager, docker_client: docker.DockerClient) -> None:
+    session = await manager.session("self-close")
+    name = session.container_name
+    await session.close()
+    assert "self-close" not in manager.sessions()
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.containers.get(name)
+    with pytest.raises(SessionClosed):
+        await session.read_file("x")
