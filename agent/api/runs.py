@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Literal
 
 from aiohttp import web
@@ -176,9 +177,10 @@ async def _start(
 @routes.post("/v1/threads/{thread_id}/runs")
 async def create(request: web.Request) -> web.StreamResponse:
     thread_id = request.match_info["thread_id"]
-    thread = await get_or_404(request, "thread", thread_id)
     body = await parse(request, RunCreate)
-    assistant = await _assistant(request, body.assistant_id)
+    thread, assistant = await asyncio.gather(
+        get_or_404(request, "thread", thread_id), _assistant(request, body.assistant_id)
+    )
     run = new_run(request, thread_id, assistant, body)
     extra = [messages.from_request(thread_id, m) for m in body.additional_messages or []]
     async with store(request).write() as conn:

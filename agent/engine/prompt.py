@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -66,8 +67,9 @@ async def thread_messages(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The thread as chat messages, in order, with each run's steps (tool calls and outputs) where that
     run spoke; and the stored messages it was made from."""
-    msgs = await _all(store, "message", owner, thread_id)
-    steps = await _all(store, "step", owner, thread_id)
+    msgs, steps = await asyncio.gather(
+        _all(store, "message", owner, thread_id), _all(store, "step", owner, thread_id)
+    )
     by_run: dict[str, list[dict[str, Any]]] = {}
     for step in steps:
         by_run.setdefault(step["run_id"], []).append(step)

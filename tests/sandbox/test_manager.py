@@ -115,7 +115,9 @@ async def test_available(manager: SandboxManager, docker_client: docker.DockerCl
     assert not await missing.available()
 
 
-async def test_closing_a_session_forgets_it(manager: SandboxManager, docker_client: docker.DockerClient) -> None:
+async def test_closing_a_session_forgets_it(
+    manager: SandboxManager, docker_client: docker.DockerClient
+) -> None:
     session = await manager.session("self-close")
     name = session.container_name
     await session.close()

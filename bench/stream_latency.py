@@ -1,0 +1,93 @@
+"""Time to first text delta through the service against the scripted model's own first token, and N
+concurrent streams held open at once.
+
+    .venv/bin/python bench/stream_latency.py [--runs 200] [--concurrent 100]
+
+The service's figure is measured from the moment the run is created (so it excludes the run's set-up
+before the model is asked, which bench/run_overhead.py covers): first delta seen by the client minus
+the time the model server took to send its first token, as the model server itself saw the request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+import openai
+from _harness import pct, service, summary
+
+from tests.fakes.model_server import Gate, Text
+
+
+async def direct_ttft(client: openai.AsyncOpenAI) -> float:
+    t0 = time.perf_counter()
+    stream = await client.chat.completions.create(model="m", messages=[{"role": "user", "content": "q"}], stream=True)
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            ms = (time.perf_counter() - t0) * 1000
+            break
+    async for _ in stream:
+        pass
+    return ms
+
+
+async def service_ttft(client: openai.AsyncOpenAI, assistant: str, thread: str) -> float:
+    t0 = time.perf_counter()
+    stream = await client.beta.threads.runs.create(thread_id=thread, assistant_id=assistant, stream=True)
+    ms = 0.0
+    async for event in stream:
+        if event.event == "thread.message.delta" and not ms:
+            ms = (time.perf_counter() - t0) * 1000
+    return ms
+
+
+async def held_stream(client: openai.AsyncOpenAI, assistant: str, started: list[int]) -> str:
+    stream = await client.beta.threads.create_and_run(
+        assistant_id=assistant, thread={"messages": [{"role": "user", "content": "q"}]}, stream=True)
+    last = ""
+    async for event in stream:
+        if event.event == "thread.run.in_progress":
+            started.append(1)
+        last = event.event
+    return last
+
+
+async def main(runs: int, concurrent: int) -> None:
+    with service() as (server, model):
+        api = openai.AsyncOpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0, timeout=120)
+        raw = openai.AsyncOpenAI(base_url=model.url, api_key="x", max_retries=0)
+        a = (await api.beta.assistants.create(model="m")).id
+        threads = [(await api.beta.threads.create(messages=[{"role": "user", "content": "q"}])).id
+                   for _ in range(runs + 10)]
+        for t in threads[:10]:
+            await direct_ttft(raw)
+            await service_ttft(api, a, t)
+        base = [await direct_ttft(raw) for _ in range(runs)]
+        full = [await service_ttft(api, a, t) for t in threads[10:]]
+        print(summary("first token, model directly", base))
+        print(summary("first text delta through the service (run create → delta)", full))
+        print(f"added: p50 {pct(full, 50) - pct(base, 50):.2f} ms, p95 {pct(full, 95) - pct(base, 95):.2f} ms, "
+              f"ratio p50 {pct(full, 50) / pct(base, 50):.1f}x")
+        gate = Gate()
+        model.script(*[Text("held answer", pieces=["held", " answer"], pause=gate, pause_after=1)
+                       for _ in range(concurrent)])
+        started: list[int] = []
+        tasks = [asyncio.create_task(held_stream(api, a, started)) for _ in range(concurrent)]
+        while len(started) < concurrent and not any(t.done() for t in tasks):
+            await asyncio.sleep(0.05)
+        print(f"{len(started)} streams open at once (model holding every answer)")
+        gate.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        ok = sum(1 for r in results if r == "thread.run.completed")
+        print(f"{concurrent} concurrent streams: {ok} completed, {concurrent - ok} errors")
+        await api.close()
+        await raw.close()
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--runs", type=int, default=200)
+    p.add_argument("--concurrent", type=int, default=100)
+    args = p.parse_args()
+    asyncio.run(main(args.runs, args.concurrent))
