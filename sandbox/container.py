@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -68,6 +69,8 @@ class BoxSpec:
             f"{self.label_prefix}.managed": "1",
             f"{self.label_prefix}.instance": self.instance,
             f"{self.label_prefix}.created": str(int(time.time())),
+            f"{self.label_prefix}.host": socket.gethostname(),
+            f"{self.label_prefix}.pid": str(os.getpid()),
         }
 
 
@@ -251,14 +254,33 @@ def destroy_box(
             log.warning("could not remove sandbox volume %s: %s", vol, exc)
 
 
+def _orphaned(labels: dict[str, str] | None, label_prefix: str) -> bool:
+    """Left behind by a process that is gone: another live service on this engine keeps its sandboxes."""
+    labels = labels or {}
+    host, pid = labels.get(f"{label_prefix}.host"), labels.get(f"{label_prefix}.pid")
+    if host != socket.gethostname() or not (pid or "").isdigit():
+        return host is None  # unlabelled leftovers are ours to sweep; another host's are not
+    try:
+        os.kill(int(pid or "0"), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def sweep(client: docker.DockerClient, label_prefix: str) -> int:
-    """Remove every container and volume carrying ``<label_prefix>.managed``; returns how many containers."""
+    """Remove the containers and volumes carrying ``<label_prefix>.managed`` whose owning process is gone;
+    returns how many containers."""
     selector = {"label": f"{label_prefix}.managed=1"}
-    containers = client.containers.list(all=True, filters=selector)
+    containers = [
+        c for c in client.containers.list(all=True, filters=selector) if _orphaned(c.labels, label_prefix)
+    ]
     for c in containers:
         with contextlib.suppress(docker.errors.DockerException):
             c.remove(force=True, v=True)
     for vol in client.volumes.list(filters=selector):
-        with contextlib.suppress(docker.errors.DockerException):
-            vol.remove(force=True)
+        if _orphaned(vol.attrs.get("Labels"), label_prefix):
+            with contextlib.suppress(docker.errors.DockerException):
+                vol.remove(force=True)
     return len(containers)
