@@ -36,7 +36,9 @@ WORKER_SCRIPT = Path(__file__).with_name("calc_worker.py")
 STARTUP_TIMEOUT = 30.0
 """Seconds a new worker may take to import asteval and report ready (generous for loaded CI boxes)."""
 _READ_LIMIT = 1 << 20
-_KILLED_FROM_OUTSIDE = (-signal.SIGKILL, -signal.SIGTERM)
+# How a worker ends when our own rlimits stop it; any other death (the OOM killer, an operator, or a
+# status the child watcher could not collect) gets the request one more try on a fresh worker.
+_OWN_LIMITS = (-signal.SIGXCPU,)
 
 
 class _Slot:
@@ -186,7 +188,7 @@ class Calculator:
             await self._retire(slot)
             if self._closed:
                 return "Error: the calculator has been shut down"
-            if retry and proc.returncode in _KILLED_FROM_OUTSIDE:
+            if retry and proc.returncode not in _OWN_LIMITS:
                 # not our own limits (those end in SIGXCPU or a MemoryError reply) but e.g. the OOM
                 # killer or an operator; run the request once more on a fresh worker
                 return await self._evaluate_on(slot, expression, retry=False)
