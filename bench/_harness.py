@@ -17,9 +17,15 @@ from tests.process import ServerProcess  # noqa: E402
 
 @contextmanager
 def service(**env: str) -> Iterator[tuple[ServerProcess, ScriptedModel]]:
-    with ScriptedModel(default=Text("The answer is forty-two.", pieces=["The", " answer", " is", " forty-two."])) as model, \
-            tempfile.TemporaryDirectory() as tmp:
-        server = ServerProcess(Path(tmp), AGENT_MODEL_URL=model.url, AGENT_SANDBOX_ENABLED="false", **env).start()
+    with (
+        ScriptedModel(
+            default=Text("The answer is forty-two.", pieces=["The", " answer", " is", " forty-two."])
+        ) as model,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        server = ServerProcess(
+            Path(tmp), AGENT_MODEL_URL=model.url, AGENT_SANDBOX_ENABLED="false", **env
+        ).start()
         try:
             yield server, model
         finally:
@@ -32,5 +38,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def summary(name: str, ms: list[float]) -> str:
-    return (f"{name}: n={len(ms)} p50={pct(ms, 50):.2f} ms p95={pct(ms, 95):.2f} ms "
-            f"mean={statistics.fmean(ms):.2f} ms")
+    return (
+        f"{name}: n={len(ms)} p50={pct(ms, 50):.2f} ms p95={pct(ms, 95):.2f} ms "
+        f"mean={statistics.fmean(ms):.2f} ms"
+    )

@@ -18,7 +18,9 @@ from _harness import service, summary
 
 async def direct(client: openai.AsyncOpenAI) -> float:
     t0 = time.perf_counter()
-    stream = await client.chat.completions.create(model="m", messages=[{"role": "user", "content": "q"}], stream=True)
+    stream = await client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "q"}], stream=True
+    )
     async for _ in stream:
         pass
     return (time.perf_counter() - t0) * 1000
@@ -28,7 +30,8 @@ async def one_run(client: openai.AsyncOpenAI, assistant: str, thread: str | None
     t0 = time.perf_counter()
     if thread is None:
         stream = await client.beta.threads.create_and_run(
-            assistant_id=assistant, thread={"messages": [{"role": "user", "content": "q"}]}, stream=True)
+            assistant_id=assistant, thread={"messages": [{"role": "user", "content": "q"}]}, stream=True
+        )
     else:
         stream = await client.beta.threads.runs.create(thread_id=thread, assistant_id=assistant, stream=True)
     last = None
@@ -43,8 +46,10 @@ async def main(runs: int, concurrent: int) -> None:
         api = openai.AsyncOpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0)
         raw = openai.AsyncOpenAI(base_url=model.url, api_key="x", max_retries=0)
         assistant = (await api.beta.assistants.create(model="m")).id
-        threads = [(await api.beta.threads.create(messages=[{"role": "user", "content": "q"}])).id
-                   for _ in range(runs + 10)]  # a conversation per run, made before timing
+        threads = [
+            (await api.beta.threads.create(messages=[{"role": "user", "content": "q"}])).id
+            for _ in range(runs + 10)
+        ]  # a conversation per run, made before timing
         for thread in threads[:10]:  # warm up both paths
             await direct(raw)
             await one_run(api, assistant, thread)
@@ -54,13 +59,17 @@ async def main(runs: int, concurrent: int) -> None:
         print(summary("run through the service (create → completed)", full))
         base.sort()
         full.sort()
-        print(f"overhead: p50 {full[len(full) // 2] - base[len(base) // 2]:.2f} ms, "
-              f"p95 {full[int(len(full) * .95)] - base[int(len(base) * .95)]:.2f} ms")
+        print(
+            f"overhead: p50 {full[len(full) // 2] - base[len(base) // 2]:.2f} ms, "
+            f"p95 {full[int(len(full) * 0.95)] - base[int(len(base) * 0.95)]:.2f} ms"
+        )
         t0 = time.perf_counter()
         lat = await asyncio.gather(*(one_run(api, assistant) for _ in range(concurrent * 4)))
         wall = time.perf_counter() - t0
-        print(f"{concurrent} concurrent (x4 = {len(lat)} runs, each its own thread): {len(lat) / wall:.1f} runs/s, "
-              f"{summary('latency', list(lat))}")
+        print(
+            f"{concurrent} concurrent (x4 = {len(lat)} runs, each its own thread): {len(lat) / wall:.1f} runs/s, "
+            f"{summary('latency', list(lat))}"
+        )
         await api.close()
         await raw.close()
 

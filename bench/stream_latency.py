@@ -22,7 +22,9 @@ from tests.fakes.model_server import Gate, Text
 
 async def direct_ttft(client: openai.AsyncOpenAI) -> float:
     t0 = time.perf_counter()
-    stream = await client.chat.completions.create(model="m", messages=[{"role": "user", "content": "q"}], stream=True)
+    stream = await client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "q"}], stream=True
+    )
     async for chunk in stream:
         if chunk.choices and chunk.choices[0].delta.content:
             ms = (time.perf_counter() - t0) * 1000
@@ -42,13 +44,18 @@ async def service_ttft(client: openai.AsyncOpenAI, assistant: str, thread: str) 
     return ms
 
 
-async def held_stream(client: openai.AsyncOpenAI, assistant: str, started: list[int]) -> str:
+async def held_stream(
+    client: openai.AsyncOpenAI, assistant: str, started: list[int], total: int, all_open: asyncio.Event
+) -> str:
     stream = await client.beta.threads.create_and_run(
-        assistant_id=assistant, thread={"messages": [{"role": "user", "content": "q"}]}, stream=True)
+        assistant_id=assistant, thread={"messages": [{"role": "user", "content": "q"}]}, stream=True
+    )
     last = ""
     async for event in stream:
         if event.event == "thread.run.in_progress":
             started.append(1)
+            if len(started) == total:
+                all_open.set()
         last = event.event
     return last
 
@@ -58,8 +65,10 @@ async def main(runs: int, concurrent: int) -> None:
         api = openai.AsyncOpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0, timeout=120)
         raw = openai.AsyncOpenAI(base_url=model.url, api_key="x", max_retries=0)
         a = (await api.beta.assistants.create(model="m")).id
-        threads = [(await api.beta.threads.create(messages=[{"role": "user", "content": "q"}])).id
-                   for _ in range(runs + 10)]
+        threads = [
+            (await api.beta.threads.create(messages=[{"role": "user", "content": "q"}])).id
+            for _ in range(runs + 10)
+        ]
         for t in threads[:10]:
             await direct_ttft(raw)
             await service_ttft(api, a, t)
@@ -67,15 +76,23 @@ async def main(runs: int, concurrent: int) -> None:
         full = [await service_ttft(api, a, t) for t in threads[10:]]
         print(summary("first token, model directly", base))
         print(summary("first text delta through the service (run create → delta)", full))
-        print(f"added: p50 {pct(full, 50) - pct(base, 50):.2f} ms, p95 {pct(full, 95) - pct(base, 95):.2f} ms, "
-              f"ratio p50 {pct(full, 50) / pct(base, 50):.1f}x")
+        print(
+            f"added: p50 {pct(full, 50) - pct(base, 50):.2f} ms, p95 {pct(full, 95) - pct(base, 95):.2f} ms, "
+            f"ratio p50 {pct(full, 50) / pct(base, 50):.1f}x"
+        )
         gate = Gate()
-        model.script(*[Text("held answer", pieces=["held", " answer"], pause=gate, pause_after=1)
-                       for _ in range(concurrent)])
+        model.script(
+            *[
+                Text("held answer", pieces=["held", " answer"], pause=gate, pause_after=1)
+                for _ in range(concurrent)
+            ]
+        )
         started: list[int] = []
-        tasks = [asyncio.create_task(held_stream(api, a, started)) for _ in range(concurrent)]
-        while len(started) < concurrent and not any(t.done() for t in tasks):
-            await asyncio.sleep(0.05)
+        all_open = asyncio.Event()
+        tasks = [
+            asyncio.create_task(held_stream(api, a, started, concurrent, all_open)) for _ in range(concurrent)
+        ]
+        await asyncio.wait_for(all_open.wait(), 120)
         print(f"{len(started)} streams open at once (model holding every answer)")
         gate.set()
         results = await asyncio.gather(*tasks, return_exceptions=True)
