@@ -123,6 +123,7 @@ async def _executor_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     executor = Executor(app[STORE], app[BUS], env)
     app[EXECUTOR] = executor
+    app[THREAD_DELETED].append(executor.thread_deleted)
     await executor.start()
     yield
     await executor.close()

@@ -49,12 +49,19 @@ class Executor:
         await asyncio.gather(*tasks, self._sweeper or _noop(), return_exceptions=True)
 
     def launch(self, rec: RunRecorder) -> None:
-        task = asyncio.create_task(self._drive(rec))
+        task = asyncio.create_task(self._drive(rec), name=rec.thread_id)
         self._tasks[rec.run["id"]] = task
         task.add_done_callback(lambda _t: self._tasks.pop(rec.run["id"], None))
 
     def running(self, run_id: str) -> bool:
         return run_id in self._tasks
+
+    async def thread_deleted(self, thread_id: str) -> None:
+        """A deleted thread's runs stop where they are (their rows are already gone)."""
+        tasks = [t for t in self._tasks.values() if t.get_name() == thread_id]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def stop(self, rec: RunRecorder, outcome: str) -> None:
         """Cancel or expire a run; a running leg is interrupted and finishes the run itself."""

@@ -290,3 +290,23 @@ def test_forced_tool_must_be_offered(sdk: openai.OpenAI) -> None:
     assert err.value.param == "tool_choice"
     with pytest.raises(openai.BadRequestError):
         sdk.beta.threads.runs.create(thread_id=t.id, assistant_id=a, tool_choice={"type": "code_interpreter"})
+
+
+def test_deleting_a_thread_stops_its_run(sdk: openai.OpenAI, model: ScriptedModel) -> None:
+    gate = Gate()
+    model.script(ToolCalls([Call("calculator", {"expression": "1+1"})], gate=gate), Text("second thread"))
+    a = sdk.beta.assistants.create(model="m", tools=[{"type": "calculator"}]).id  # type: ignore[list-item]
+    t = sdk.beta.threads.create(messages=[{"role": "user", "content": "x"}])
+    run = sdk.beta.threads.runs.create(thread_id=t.id, assistant_id=a)
+    while not model.requests:  # the model has been asked
+        pass
+    assert sdk.beta.threads.delete(t.id).deleted
+    gate.set()
+    with pytest.raises(openai.NotFoundError):
+        sdk.beta.threads.runs.retrieve(run.id, thread_id=t.id)
+    # a stopped run never asks the model again: the next scripted answer goes to the next run
+    other = sdk.beta.threads.create_and_run_poll(
+        assistant_id=a, thread={"messages": [{"role": "user", "content": "y"}]}
+    )
+    assert sdk.beta.threads.messages.list(other.thread_id).data[0].content[0].text.value == "second thread"  # type: ignore[union-attr]
+    assert len(model.requests) == 2
