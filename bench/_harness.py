@@ -24,7 +24,7 @@ def service(**env: str) -> Iterator[tuple[ServerProcess, ScriptedModel]]:
         tempfile.TemporaryDirectory() as tmp,
     ):
         server = ServerProcess(
-            Path(tmp), AGENT_MODEL_URL=model.url, AGENT_SANDBOX_ENABLED="false", **env
+            Path(tmp), AGENT_MODEL_URL=model.url, **{"AGENT_SANDBOX_ENABLED": "false", **env}
         ).start()
         try:
             yield server, model
