@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -166,3 +167,22 @@ def model(scripted: ScriptedModel) -> ScriptedModel:
 @pytest.fixture
 def sdk(engine_server: LiveServer, model: ScriptedModel) -> openai.OpenAI:
     return engine_server.client()
+
+
+LLAMA_SCRIPT = Path(__file__).resolve().parents[1] / ".ci" / "llama-server.sh"
+LLAMA_N_PREDICT = 256  # the tiny model rambles; bound each answer server-side
+
+
+@pytest.fixture(scope="session")
+def llama_url() -> Iterator[str]:
+    """A real llama-server (.ci/llama-server.sh) on a loopback port; skipped when not built, unless CI=true."""
+    if subprocess.run(["bash", str(LLAMA_SCRIPT), "path"], capture_output=True).returncode != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("llama-server is not built: run .ci/llama-server.sh build")
+        pytest.skip("llama-server is not built (.ci/llama-server.sh build)")
+    port = free_port()
+    subprocess.run(["bash", str(LLAMA_SCRIPT), "start", str(port), "-n", str(LLAMA_N_PREDICT)], check=True)
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        subprocess.run(["bash", str(LLAMA_SCRIPT), "stop", str(port)], check=True)

@@ -5,11 +5,8 @@ built, unless CI=true (then a failure)."""
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import openai
@@ -18,28 +15,10 @@ import pytest
 from tests.conftest import LiveServer, LoopThread, make_settings, require_docker
 
 pytestmark = pytest.mark.llama
-SCRIPT = Path(__file__).resolve().parents[2] / ".ci" / "llama-server.sh"
-N_PREDICT = 256
 LOOKUP = {"type": "function", "function": {
     "name": "lookup", "description": "Look a word up",
     "parameters": {"type": "object", "additionalProperties": False, "required": ["word"],
                    "properties": {"word": {"type": "string", "maxLength": 12}}}}}  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def llama_url() -> Iterator[str]:
-    if subprocess.run(["bash", str(SCRIPT), "path"], capture_output=True).returncode != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("llama-server is not built: run .ci/llama-server.sh build")
-        pytest.skip("llama-server is not built (.ci/llama-server.sh build)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    subprocess.run(["bash", str(SCRIPT), "start", str(port), "-n", str(N_PREDICT)], check=True)
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        subprocess.run(["bash", str(SCRIPT), "stop", str(port)], check=True)
 
 
 @pytest.fixture(scope="module")

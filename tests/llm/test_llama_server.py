@@ -4,11 +4,7 @@ CI=true (then it is a failure)."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,28 +14,11 @@ from agent.llm import Completion, ContextOverflowError, OpenAICompatModel
 from .helpers import collect, request
 
 pytestmark = pytest.mark.llama
-SCRIPT = Path(__file__).resolve().parents[2] / ".ci" / "llama-server.sh"
 CITY: dict[str, Any] = {"type": "function", "function": {
     "name": "get_weather", "description": "Get the weather for a city",
     "parameters": {"type": "object", "additionalProperties": False, "required": ["city", "unit"],
                    "properties": {"city": {"type": "string", "maxLength": 12},
                                   "unit": {"type": "string", "enum": ["c", "f"]}}}}}  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def llama_url() -> Iterator[str]:
-    if subprocess.run(["bash", str(SCRIPT), "path"], capture_output=True).returncode != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("llama-server is not built: run .ci/llama-server.sh build")
-        pytest.skip("llama-server is not built (.ci/llama-server.sh build)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    subprocess.run(["bash", str(SCRIPT), "start", str(port)], check=True)
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        subprocess.run(["bash", str(SCRIPT), "stop", str(port)], check=True)
 
 
 @pytest.fixture
