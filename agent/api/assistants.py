@@ -23,6 +23,7 @@ from agent.api.common import (
     parse,
     store,
 )
+from agent.api.vector_stores import create_helper_stores
 from agent.errors import not_found
 
 routes = web.RouteTableDef()
@@ -77,8 +78,6 @@ def _apply(obj: dict[str, Any], body: AssistantUpdate) -> dict[str, Any]:
 
 
 async def _resources(request: web.Request, res: ToolResources | None) -> dict[str, Any]:
-    from agent.api.vector_stores import create_helper_stores
-
     ids = await create_helper_stores(request, res)
     return tool_resources_wire(res, ids)
 

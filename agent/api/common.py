@@ -20,6 +20,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from agent.app_keys import OWNER, STORE
 from agent.errors import InvalidRequest, not_found
 from agent.store import Page, Store
 
@@ -41,14 +42,10 @@ def owner_of_key(key: str | None) -> str:
 
 
 def owner(request: web.Request) -> str:
-    from agent.app_keys import OWNER
-
     return request[OWNER]
 
 
 def store(request: web.Request) -> Store:
-    from agent.app_keys import STORE
-
     return request.app[STORE]
 
 

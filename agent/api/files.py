@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from agent.api.common import deleted, list_query, new_id, now, owner, page_response, store
-from agent.app_keys import FILE_DELETED, SETTINGS
+from agent.app_keys import FILE_DELETED, SETTINGS, STORE
 from agent.errors import InvalidRequest, PayloadTooLarge, not_found
 from agent.store import Store
 
@@ -62,8 +62,6 @@ async def save_bytes(
 
 
 def app_store(app: web.Application) -> Store:
-    from agent.app_keys import STORE
-
     return app[STORE]
 
 

@@ -21,6 +21,7 @@ from agent.api.common import (
     parse,
     store,
 )
+from agent.api.vector_stores import attach_thread_files
 from agent.errors import InvalidRequest, not_found
 from agent.store import db
 
@@ -136,9 +137,7 @@ async def create(request: web.Request) -> web.Response:
         if run_id is not None:
             raise InvalidRequest(f"Can't add messages to {thread_id} while a run {run_id} is active.")
         await insert(conn, msg, owner(request))
-    from agent.api.attachments import attach_to_thread
-
-    await attach_to_thread(request, thread_id, msg["attachments"])
+    await attach_thread_files(request, thread_id, msg["attachments"])
     return web.json_response(msg)
 
 

@@ -22,6 +22,7 @@ from agent.api.common import (
     store,
 )
 from agent.api.messages import MessageCreate
+from agent.api.vector_stores import attach_thread_files, create_helper_stores
 from agent.app_keys import THREAD_DELETED
 from agent.errors import not_found
 from agent.store import db
@@ -42,9 +43,6 @@ class ThreadUpdate(Request):
 
 async def create_thread(request: web.Request, body: ThreadCreate) -> dict[str, Any]:
     """Used by POST /threads and by create-and-run."""
-    from agent.api.attachments import attach_to_thread
-    from agent.api.vector_stores import create_helper_stores
-
     ids = await create_helper_stores(request, body.tool_resources)
     thread: dict[str, Any] = {
         "id": new_id("thread_"),
@@ -59,7 +57,7 @@ async def create_thread(request: web.Request, body: ThreadCreate) -> dict[str, A
         for msg in msgs:
             await messages.insert(conn, msg, owner(request))
     for msg in msgs:
-        await attach_to_thread(request, thread["id"], msg["attachments"])
+        await attach_thread_files(request, thread["id"], msg["attachments"])
     return await get_or_404(request, "thread", thread["id"])
 
 

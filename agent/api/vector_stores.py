@@ -180,8 +180,13 @@ async def create_helper_stores(request: web.Request, res: ToolResources | None) 
     return ids
 
 
-async def attach_thread_files(request: web.Request, thread_id: str, file_ids: list[str]) -> None:
+async def attach_thread_files(
+    request: web.Request, thread_id: str, attachments: list[dict[str, Any]]
+) -> None:
     """``file_search`` attachments go into the thread's vector store, created when missing."""
+    file_ids = [a["file_id"] for a in attachments if any(t["type"] == "file_search" for t in a["tools"])]
+    if not file_ids:
+        return
     who = owner(request)
     thread = await store(request).get("thread", thread_id, who)
     if thread is None:
