@@ -29,11 +29,16 @@ from agent.engine.executor import Executor
 from agent.engine.ingest import Ingestor
 from agent.engine.loop import Env
 from agent.errors import Handler, Unauthorized, error_middleware
-from agent.llm import ChatModel
+from agent.llm import ChatModel, OpenAICompatModel
 from agent.retrieval import SearchIndex
 from agent.settings import Settings
 from agent.store import Store
 from agent.tools import ServerTool
+from agent.tools.calculator import Calculator
+from agent.tools.calculator_tool import CalculatorTool
+from agent.tools.code_interpreter import CodeInterpreterTool
+from agent.tools.file_search import FileSearchTool
+from sandbox import Limits, SandboxManager
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +108,6 @@ def _model_ctx(model: ChatModel | None) -> Callable[[web.Application], AsyncIter
         if model is not None:
             app[MODEL] = model
         else:
-            from agent.llm import OpenAICompatModel
-
             key = settings.model_api_key.get_secret_value() if settings.model_api_key else None
             app[MODEL] = OpenAICompatModel(
                 settings.model_url, api_key=key, aliases=settings.aliases, tool_mode=settings.model_tool_mode
@@ -144,11 +147,6 @@ async def _ingest_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _tools_ctx(app: web.Application) -> AsyncIterator[None]:
     """The server-side tools: calculator workers, the sandbox manager (when Docker is there), file_search."""
-    from agent.tools.calculator import Calculator
-    from agent.tools.calculator_tool import CalculatorTool
-    from agent.tools.code_interpreter import CodeInterpreterTool
-    from agent.tools.file_search import FileSearchTool
-    from sandbox import Limits, SandboxManager
 
     settings = app[SETTINGS]
     calculator = Calculator()
