@@ -30,7 +30,7 @@ from agent.engine.ingest import Ingestor
 from agent.engine.loop import Env
 from agent.errors import Handler, Unauthorized, error_middleware
 from agent.llm import ChatModel, OpenAICompatModel
-from agent.retrieval import SearchIndex
+from agent.retrieval import OpenAIEmbedder, SearchIndex
 from agent.settings import Settings
 from agent.store import Store
 from agent.tools import ServerTool
@@ -132,9 +132,24 @@ async def _executor_ctx(app: web.Application) -> AsyncIterator[None]:
     await executor.close()
 
 
+async def _embedder(settings: Settings) -> OpenAIEmbedder | None:
+    """Embeddings for hybrid search, if the server offers them now; lexical search otherwise."""
+    if not settings.embeddings:
+        return None
+    key = settings.model_api_key.get_secret_value() if settings.model_api_key else None
+    embedder = OpenAIEmbedder(settings.embeddings_url or settings.model_url, api_key=key, timeout=10)
+    try:
+        if await embedder.probe():
+            log.info("file_search: hybrid ranking with embeddings from %s", embedder.url)
+            return embedder
+    except Exception as err:
+        log.info("file_search: lexical ranking only (embeddings unavailable: %s)", err)
+    return None
+
+
 async def _ingest_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    index = SearchIndex(settings.data_dir / "search.db")
+    index = SearchIndex(settings.data_dir / "search.db", embedder=await _embedder(settings))
     await index.open()
     ingestor = Ingestor(app[STORE], index, files.files_dir(app))
     app[INGESTOR] = ingestor

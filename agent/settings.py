@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     """``native`` (the backend's tool calling) or ``prompted`` (tool schemas in the system prompt)."""
     model_context: int = 8192
     """Context window of the local model in tokens; ``truncation_strategy: auto`` keeps prompts within it."""
+    embeddings: bool = True
+    """Rank file_search hybrid (BM25 + embeddings) when the model server answers ``/v1/embeddings``."""
+    embeddings_url: str | None = None
+    """Server for embeddings (e.g. a llama-server with ``--embeddings``); the model server when unset."""
     data_dir: Path = Path("./data")
     """Where the SQLite file and uploaded files live."""
     database_url: str | None = None

@@ -161,6 +161,7 @@ def model(scripted: ScriptedModel) -> ScriptedModel:
     with scripted._lock:
         scripted._turns.clear()
         scripted.requests.clear()
+        scripted.embedding_requests.clear()
     return scripted
 
 

@@ -72,3 +72,17 @@ def test_function_named_calculator_and_hostile_input(sdk: openai.OpenAI, model: 
         if s.type == "tool_calls"
     ]
     assert len(outputs) == 2 and all(o.startswith("Error:") for o in outputs)
+
+
+def test_math_tutor_streamed(sdk: openai.OpenAI, model: ScriptedModel) -> None:
+    model.script(ToolCalls([Call("calculator", {"expression": "sqrt(2)"})]), Text("About 1.41421356."))
+    tutor = sdk.beta.assistants.create(model="m", tools=[{"type": "calculator"}])  # type: ignore[list-item]
+    t = sdk.beta.threads.create(messages=[{"role": "user", "content": "sqrt 2?"}])
+    with sdk.beta.threads.runs.stream(thread_id=t.id, assistant_id=tutor.id) as stream:
+        events = [e.event for e in stream]
+        run = stream.get_final_run()
+        text = stream.get_final_messages()[0].content[0].text.value  # type: ignore[union-attr]
+    assert run.status == "completed" and text == "About 1.41421356."
+    assert "thread.run.requires_action" not in events
+    step = sdk.beta.threads.runs.steps.list(run.id, thread_id=t.id, order="asc").data[0]
+    assert step.step_details.tool_calls[0].function.output == "1.4142135623730951"  # type: ignore[union-attr]

@@ -123,3 +123,41 @@ def test_runaway_code_is_stopped_and_run_completes(ci: openai.OpenAI, model: Scr
     first = steps[0].step_details.tool_calls[0].code_interpreter.outputs[0].logs  # type: ignore[union-attr]
     second = steps[1].step_details.tool_calls[0].code_interpreter.outputs[0].logs  # type: ignore[union-attr]
     assert "time limit" in first and "alive" in second
+
+
+HOSTILE = {
+    "fork bomb": "import os\nwhile True:\n    os.fork()",
+    "memory bomb": "x = bytearray(10**10)",
+    "network": "import urllib.request\nurllib.request.urlopen('http://1.1.1.1', timeout=2)",
+    "write outside": "open('/etc/evil', 'w').write('x')",
+    "read host": f"print(open({__file__!r}).read()[:50])",  # this file exists on the host only
+    "flood output": "print('x' * 100_000_000)",
+}
+
+
+def test_hostile_code_through_a_run_is_contained(ci: openai.OpenAI, model: ScriptedModel) -> None:
+    model.script(
+        *[run_code(code) for code in HOSTILE.values()], run_code("print('still here')"), Text("done")
+    )
+    a = ci.beta.assistants.create(model="m", tools=[{"type": "code_interpreter"}])
+    t = ci.beta.threads.create(messages=[{"role": "user", "content": "be evil"}])
+    run = ci.beta.threads.runs.create_and_poll(thread_id=t.id, assistant_id=a.id)
+    assert run.status == "completed"
+    steps = [
+        s
+        for s in ci.beta.threads.runs.steps.list(run.id, thread_id=t.id, order="asc").data
+        if s.type == "tool_calls"
+    ]
+    logs = [
+        "".join(o.logs for o in s.step_details.tool_calls[0].code_interpreter.outputs if o.type == "logs")  # type: ignore[union-attr]
+        for s in steps
+    ]
+    assert len(logs) == len(HOSTILE) + 1
+    for name, out in zip(HOSTILE, logs, strict=False):
+        assert "Error" in out or "truncated" in out or "limit" in out or "reset" in out, (name, out[:300])
+    assert "still here" in logs[-1]
+    assert len(logs[HOSTILE_INDEX["flood output"]]) < 1_000_000
+    assert ci.beta.assistants.retrieve(a.id).id == a.id  # the service keeps serving
+
+
+HOSTILE_INDEX = {name: i for i, name in enumerate(HOSTILE)}

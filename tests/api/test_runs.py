@@ -310,3 +310,31 @@ def test_deleting_a_thread_stops_its_run(sdk: openai.OpenAI, model: ScriptedMode
     )
     assert sdk.beta.threads.messages.list(other.thread_id).data[0].content[0].text.value == "second thread"  # type: ignore[union-attr]
     assert len(model.requests) == 2
+
+
+def test_auto_truncation_keeps_the_prompt_within_budget(sdk: openai.OpenAI, model: ScriptedModel) -> None:
+    a = assistant(sdk)
+    t = sdk.beta.threads.create(
+        messages=[{"role": "user", "content": f"m{i} " + "word " * 200} for i in range(10)]
+    )
+    run = sdk.beta.threads.runs.create_and_poll(thread_id=t.id, assistant_id=a, max_prompt_tokens=1000)
+    assert run.status == "completed"
+    sent = [m["content"].split()[0] for m in model.requests[0]["messages"] if m["role"] == "user"]
+    assert 0 < len(sent) < 10 and sent[-1] == "m9" and sent == [f"m{i}" for i in range(10 - len(sent), 10)]
+
+
+def test_turn_cap_fails_a_looping_run(sdk: openai.OpenAI, model: ScriptedModel) -> None:
+    model.script(*[ToolCalls([Call("calculator", {"expression": "1+1"})]) for _ in range(30)])
+    a = sdk.beta.assistants.create(model="m", tools=[{"type": "calculator"}]).id  # type: ignore[list-item]
+    t = sdk.beta.threads.create(messages=[{"role": "user", "content": "loop"}])
+    run = sdk.beta.threads.runs.create_and_poll(thread_id=t.id, assistant_id=a)
+    assert run.status == "failed" and "25 model turns" in run.last_error.message  # type: ignore[union-attr]
+    assert len(model.requests) == 25
+
+
+def test_model_server_down_fails_fast(client: openai.OpenAI) -> None:
+    a = client.beta.assistants.create(model="m")
+    t = client.beta.threads.create(messages=[{"role": "user", "content": "anyone?"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=t.id, assistant_id=a.id)
+    assert run.status == "failed" and run.last_error.code == "server_error"  # type: ignore[union-attr]
+    assert "127.0.0.1:9" in run.last_error.message  # type: ignore[union-attr]

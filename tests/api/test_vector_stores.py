@@ -93,6 +93,7 @@ def test_file_search_run_with_citations(sdk: openai.OpenAI, model: ScriptedModel
     vs = sdk.vector_stores.create(name="kb", file_ids=list(ids.values()))
     while sdk.vector_stores.retrieve(vs.id).file_counts.in_progress:
         pass
+    assert model.embedding_requests  # the model server offers /v1/embeddings: ranking is hybrid
     model.script(
         ToolCalls([Call("file_search", {"query": "active volcano Sicily"})]),
         Text("Etna is active 【0†volcanoes.txt】."),
