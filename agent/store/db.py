@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import functools
 import contextlib
 import json
 from collections.abc import AsyncIterator
@@ -204,14 +205,27 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 # --- statement helpers usable inside a Store.write() transaction ----------------------------------
+@functools.cache
+def _get_stmt(kind: str, by_parent: bool) -> sa.Select[Any]:
+    """Hot statements are built once, with bind parameters (the compiled form is cached by SQLAlchemy)."""
+    t = TABLES[kind]
+    q = sa.select(t.c.data).where(t.c.id == sa.bindparam("id"), t.c.owner == sa.bindparam("owner"))
+    return q.where(t.c.parent == sa.bindparam("parent")) if by_parent else q
+
+
+@functools.cache
+def _update_stmt(kind: str, by_parent: bool, columns: tuple[str, ...]) -> sa.Update:
+    t = TABLES[kind]
+    q = sa.update(t).where(t.c.id == sa.bindparam("_id"), t.c.owner == sa.bindparam("_owner"))
+    q = q.where(t.c.parent == sa.bindparam("_parent")) if by_parent else q
+    return q.values({c: sa.bindparam(c) for c in columns})
+
+
 async def get(
     conn: AsyncConnection, kind: str, object_id: str, owner: str, parent: str | None = None
 ) -> dict[str, Any] | None:
-    t = TABLES[kind]
-    q = sa.select(t.c.data).where(t.c.id == object_id, t.c.owner == owner)
-    if parent is not None:
-        q = q.where(t.c.parent == parent)
-    raw = await conn.scalar(q)
+    params = {"id": object_id, "owner": owner, "parent": parent}
+    raw = await conn.scalar(_get_stmt(kind, parent is not None), params)
     return json.loads(raw) if raw is not None else None
 
 
@@ -222,22 +236,21 @@ async def insert(conn: AsyncConnection, kind: str, obj: dict[str, Any], owner: s
         "created_at": obj.get("created_at", 0),
         "data": json.dumps(obj),
         "status": obj.get("status") if kind in STATUS_KINDS else None,
+        "parent": None,
+        "run_id": None,
         **cols,
     }
-    await conn.execute(sa.insert(TABLES[kind]).values(**values))
+    await conn.execute(TABLES[kind].insert(), values)
 
 
 async def update(
     conn: AsyncConnection, kind: str, obj: dict[str, Any], owner: str, parent: str | None = None, **cols: Any
 ) -> None:
-    t = TABLES[kind]
     values: dict[str, Any] = {"data": json.dumps(obj), **cols}
     if kind in STATUS_KINDS:
         values["status"] = obj["status"]
-    q = sa.update(t).where(t.c.id == obj["id"], t.c.owner == owner)
-    if parent is not None:
-        q = q.where(t.c.parent == parent)
-    await conn.execute(q.values(**values))
+    stmt = _update_stmt(kind, parent is not None, tuple(sorted(values)))
+    await conn.execute(stmt, {**values, "_id": obj["id"], "_owner": owner, "_parent": parent})
 
 
 async def delete(
