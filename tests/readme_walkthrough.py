@@ -34,28 +34,41 @@ def main() -> None:
                 print(m.role, m.content[0].text.value, m.status)  # type: ignore[union-attr]
 
             print("\n# 2. math tutor (calculator)")
-            model.script(ToolCalls([Call("calculator", {"expression": "1/3 + 1/6"})]),
-                         Text("1/3 + 1/6 = 1/2: write both with denominator 6, then 2/6 + 1/6 = 3/6 = 1/2."))
-            tutor = client.beta.assistants.create(model="gpt-4o", instructions="You are a math tutor.",
-                                                  tools=[{"type": "calculator"}])  # type: ignore[list-item]
+            model.script(
+                ToolCalls([Call("calculator", {"expression": "1/3 + 1/6"})]),
+                Text("1/3 + 1/6 = 1/2: write both with denominator 6, then 2/6 + 1/6 = 3/6 = 1/2."),
+            )
+            tutor = client.beta.assistants.create(
+                model="gpt-4o", instructions="You are a math tutor.", tools=[{"type": "calculator"}]
+            )  # type: ignore[list-item]
             run = client.beta.threads.create_and_run_poll(
-                assistant_id=tutor.id, thread={"messages": [{"role": "user", "content": "What is 1/3 + 1/6?"}]})
+                assistant_id=tutor.id,
+                thread={"messages": [{"role": "user", "content": "What is 1/3 + 1/6?"}]},
+            )
             step = client.beta.threads.runs.steps.list(run.id, thread_id=run.thread_id, order="asc").data[0]
             call = step.step_details.tool_calls[0]  # type: ignore[union-attr]
             print(run.status, call.function.name, call.function.arguments, "->", call.function.output)  # type: ignore[union-attr]
             print(client.beta.threads.messages.list(run.thread_id).data[0].content[0].text.value)  # type: ignore[union-attr]
 
             print("\n# 3. data analysis (code_interpreter), streamed")
-            csv = client.files.create(file=("sales.csv", io.BytesIO(b"month,amount\njan,10\nfeb,20\nmar,30\n")),
-                                      purpose="assistants")
-            code = ("import pandas as pd, matplotlib.pyplot as plt\ndf = pd.read_csv('/mnt/data/sales.csv')\n"
-                    "print(df.amount.sum())\ndf.plot(x='month', y='amount')\n"
-                    "df.describe().to_csv('/mnt/data/summary.csv')")
-            model.script(ToolCalls([Call("code_interpreter", {"code": code})]),
-                         Text("Total sales: 60. Chart above; [summary.csv](sandbox:/mnt/data/summary.csv)"))
+            csv = client.files.create(
+                file=("sales.csv", io.BytesIO(b"month,amount\njan,10\nfeb,20\nmar,30\n")),
+                purpose="assistants",
+            )
+            code = (
+                "import pandas as pd, matplotlib.pyplot as plt\ndf = pd.read_csv('/mnt/data/sales.csv')\n"
+                "print(df.amount.sum())\ndf.plot(x='month', y='amount')\n"
+                "df.describe().to_csv('/mnt/data/summary.csv')"
+            )
+            model.script(
+                ToolCalls([Call("code_interpreter", {"code": code})]),
+                Text("Total sales: 60. Chart above; [summary.csv](sandbox:/mnt/data/summary.csv)"),
+            )
             analyst = client.beta.assistants.create(
-                model="gpt-4o", tools=[{"type": "code_interpreter"}],
-                tool_resources={"code_interpreter": {"file_ids": [csv.id]}})
+                model="gpt-4o",
+                tools=[{"type": "code_interpreter"}],
+                tool_resources={"code_interpreter": {"file_ids": [csv.id]}},
+            )
             thread = client.beta.threads.create(messages=[{"role": "user", "content": "Total and a chart?"}])
             with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=analyst.id) as stream:
                 for event in stream:
@@ -64,8 +77,11 @@ def main() -> None:
                         print("outputs:", [o.type for o in out], "logs:", out[0].logs.strip())  # type: ignore[union-attr]
                 final = stream.get_final_messages()[0]
             image, text = final.content
-            print("image:", image.image_file.file_id,  # type: ignore[union-attr]
-                  client.files.content(image.image_file.file_id).read()[:4])  # type: ignore[union-attr]
+            print(
+                "image:",
+                image.image_file.file_id,  # type: ignore[union-attr]
+                client.files.content(image.image_file.file_id).read()[:4],
+            )  # type: ignore[union-attr]
             print("text:", text.text.value)  # type: ignore[union-attr]
             ann = text.text.annotations[0]  # type: ignore[union-attr]
             print("annotation:", ann.type, ann.text, "->", ann.file_path.file_id)  # type: ignore[union-attr]

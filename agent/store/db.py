@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import functools
 import contextlib
+import functools
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
