@@ -29,7 +29,13 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def new_id(prefix: str) -> str:
-    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(24))
+    """``prefix`` + 24 random base62 characters (~142 bits), from one call to the OS's CSPRNG."""
+    n = secrets.randbits(143)
+    chars = []
+    for _ in range(24):
+        n, r = divmod(n, 62)
+        chars.append(_ALPHABET[r])
+    return prefix + "".join(chars)
 
 
 def now() -> int:

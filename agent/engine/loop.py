@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -40,12 +41,14 @@ class Limit(Exception):
 
 async def execute(rec: RunRecorder, env: Env, ctx: ToolContext) -> None:
     """One leg of a run: from queued to requires_action or a terminal state."""
-    await rec.set_status("in_progress")
+    started = asyncio.create_task(rec.set_status("in_progress"))  # written while the thread is read
     box = Toolbox.build(rec.run["tools"], env.tools)
     mistakes = 0
     forcing = rec.run.get("tool_choice") not in (None, "auto", "none") and not await _called_before(rec)
     for turn in range(env.max_turns):
-        history, stored = await prompt.thread_messages(rec.store, rec.owner, rec.thread_id, rec.run["id"])
+        (history, stored), _ = await asyncio.gather(
+            prompt.thread_messages(rec.store, rec.owner, rec.thread_id, rec.run["id"]), started
+        )
         ctx.attached = attached_for_code(stored)
         try:
             completion = await _ask(

@@ -5,7 +5,6 @@ This is where the engine meets the Assistants wire shapes; the loop only calls t
 
 from __future__ import annotations
 
-import copy
 import re
 from typing import Any
 
@@ -47,7 +46,7 @@ class RunRecorder:
         self._shown_images = 0
 
     def publish(self, name: str, data: dict[str, Any]) -> None:
-        self.bus.publish(self.run["id"], name, scrub(copy.deepcopy(data)))
+        self.bus.publish(self.run["id"], name, scrub(data))  # scrub copies every dict and list
 
     # --- run ------------------------------------------------------------------------------------
     async def set_status(self, status: str, **fields: Any) -> None:

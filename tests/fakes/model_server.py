@@ -282,6 +282,8 @@ class ScriptedModel:
         self.headers: list[dict[str, str]] = []
         """The headers of each of those requests."""
         self.embedding_requests: list[dict[str, Any]] = []
+        self.first_token_at: list[float] = []
+        """`time.perf_counter()` when each streamed answer's first content piece was written (benches)."""
         self.port = 0
         self._turns: deque[Turn] = deque()
         self._lock = threading.Lock()
@@ -614,6 +616,8 @@ class _Reply:
             raise _Stopped
         self.pieces_sent += 1
         await self._event(delta)
+        if self.pieces_sent == 1 and delta.get("content"):
+            self.server.first_token_at.append(time.perf_counter())
 
     async def _finish(self, reason: str) -> None:
         final = self._chunk({}, reason)
