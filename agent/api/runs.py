@@ -28,6 +28,7 @@ from agent.api.common import (
 from agent.api.messages import MessageCreate
 from agent.api.stream import stream_run
 from agent.api.threads import ThreadCreate, create_thread
+from agent.api.vector_stores import attach_thread_files
 from agent.app_keys import BUS, EXECUTOR, SETTINGS
 from agent.engine.records import TERMINAL, RunRecorder
 from agent.errors import InvalidRequest, not_found
@@ -190,6 +191,8 @@ async def create(request: web.Request) -> web.StreamResponse:
         for msg in extra:
             await messages.insert(conn, msg, owner(request))
         await db.insert(conn, "run", run, owner(request), parent=thread_id)
+    for msg in extra:
+        await attach_thread_files(request, thread_id, msg["attachments"])
     return await _start(request, run, bool(body.stream), assistant, thread)
 
 

@@ -50,9 +50,10 @@ async def execute(rec: RunRecorder, env: Env, ctx: ToolContext) -> None:
             prompt.thread_messages(rec.store, rec.owner, rec.thread_id, rec.run["id"]), started
         )
         ctx.attached = attached_for_code(stored)
+        note = await _files_note(rec, ctx) if "code_interpreter" in box.server else ""
         try:
             completion = await _ask(
-                rec, env.model, _request(rec.run, history, box, env, forcing and turn == 0), box
+                rec, env.model, _request(rec.run, history, box, env, forcing and turn == 0, note), box
             )
         except Limit as limit:
             await rec.close_message("incomplete", reason="max_tokens")
@@ -127,9 +128,9 @@ async def _dispatch(
 
 
 def _request(
-    run: dict[str, Any], history: list[dict[str, Any]], box: Toolbox, env: Env, force: bool
+    run: dict[str, Any], history: list[dict[str, Any]], box: Toolbox, env: Env, force: bool, note: str
 ) -> ChatRequest:
-    messages = prompt.build(run, history, env.context)
+    messages = prompt.build(run, history, env.context, note)
     if run.get("max_prompt_tokens") and prompt.estimate_tokens(messages) > run["max_prompt_tokens"]:
         raise Limit("max_prompt_tokens")
     choice = run.get("tool_choice") or "auto"
@@ -161,6 +162,16 @@ async def _called_before(rec: RunRecorder) -> bool:
     """Whether an earlier leg of this run already made tool calls (a forced choice is then spent)."""
     steps = await rec.store.find("step", owner=rec.owner, parent=rec.thread_id, run_id=rec.run["id"])
     return any(step["type"] == "tool_calls" for _, step in steps)
+
+
+async def _files_note(rec: RunRecorder, ctx: ToolContext) -> str:
+    """Tell the model which files code_interpreter will find in /mnt/data."""
+    names = []
+    for file_id in ctx.code_file_ids():
+        file = await rec.store.get("file", file_id, rec.owner)
+        if file is not None:
+            names.append(f"/mnt/data/{file['filename']}")
+    return "Files available to code_interpreter: " + ", ".join(names) if names else ""
 
 
 def attached_for_code(messages: list[dict[str, Any]]) -> list[str]:

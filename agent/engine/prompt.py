@@ -80,17 +80,9 @@ async def thread_messages(
         if rid in by_run:  # a run's first message: everything that run did, in step order
             out.extend(steps_to_chat(by_run.pop(rid), run_messages))
         elif rid is None or run_messages.pop(msg["id"], None) is not None:
-            out.append({"role": msg["role"], "content": _with_attachments(msg)})
+            out.append({"role": msg["role"], "content": message_text(msg)})
     out.extend(steps_to_chat(by_run.pop(run_id, []), run_messages))
     return out, msgs
-
-
-def _with_attachments(msg: dict[str, Any]) -> str:
-    text = message_text(msg)
-    names = [a["filename"] for a in msg.get("attachments") or [] if a.get("filename")]
-    if names:
-        text += "\n\n(Files attached for code_interpreter, in /mnt/data: " + ", ".join(names) + ")"
-    return text
 
 
 async def _all(store: Store, kind: str, owner: str, thread_id: str) -> list[dict[str, Any]]:
@@ -135,8 +127,12 @@ def _from_turn(history: list[dict[str, Any]], start: int) -> list[dict[str, Any]
     return history[start:]
 
 
-def build(run: dict[str, Any], history: list[dict[str, Any]], context: int) -> list[dict[str, Any]]:
-    system = [{"role": "system", "content": run["instructions"]}] if run.get("instructions") else []
+def build(
+    run: dict[str, Any], history: list[dict[str, Any]], context: int, note: str = ""
+) -> list[dict[str, Any]]:
+    """System message (instructions, then ``note``: facts about the tools), then the truncated thread."""
+    instructions = "\n\n".join(p for p in (run.get("instructions"), note) if p)
+    system = [{"role": "system", "content": instructions}] if instructions else []
     budget = max(256, context - estimate_tokens(system) - (run.get("max_completion_tokens") or 1024))
     if run.get("max_prompt_tokens"):
         budget = min(budget, run["max_prompt_tokens"] - estimate_tokens(system))

@@ -40,6 +40,8 @@ def test_data_analysis_with_chart_and_file(ci: openai.OpenAI, model: ScriptedMod
     assert run.status == "completed"
     assert model.requests[0]["tools"][0]["function"]["name"] == "code_interpreter"
     assert list(model.requests[0]["tools"][0]["function"]["parameters"]["properties"]) == ["code"]
+    system = model.requests[0]["messages"][0]
+    assert system["role"] == "system" and "/mnt/data/sales.csv" in system["content"]
     step = ci.beta.threads.runs.steps.list(run.id, thread_id=t.id, order="asc").data[0]
     call = step.step_details.tool_calls[0]  # type: ignore[union-attr]
     assert call.type == "code_interpreter" and call.code_interpreter.input == ANALYSIS  # type: ignore[union-attr]
@@ -57,6 +59,24 @@ def test_data_analysis_with_chart_and_file(ci: openai.OpenAI, model: ScriptedMod
     assert "amount" in summary and "mean" in summary
     tool_msg = [m for m in model.requests[1]["messages"] if m["role"] == "tool"][0]["content"]
     assert "total 60" in tool_msg and "sandbox:/mnt/data/summary.csv" in tool_msg
+
+    # a file attached to a message is placed too, under its own name
+    notes = ci.files.create(file=("notes.txt", io.BytesIO(b"attached!")), purpose="assistants")
+    model.script(run_code("print(open('/mnt/data/notes.txt').read())"), Text("read it"))
+    run_att = ci.beta.threads.runs.create_and_poll(
+        thread_id=t.id,
+        assistant_id=a.id,
+        additional_messages=[
+            {
+                "role": "user",
+                "content": "and this",
+                "attachments": [{"file_id": notes.id, "tools": [{"type": "code_interpreter"}]}],
+            }
+        ],
+    )
+    assert "/mnt/data/notes.txt" in model.requests[2]["messages"][0]["content"]
+    logs_att = ci.beta.threads.runs.steps.list(run_att.id, thread_id=t.id, order="asc").data[0]
+    assert "attached!" in logs_att.step_details.tool_calls[0].code_interpreter.outputs[0].logs  # type: ignore[union-attr]
 
     # state persists across runs of the same thread, never across threads
     model.script(run_code("print(df.shape)"), Text("4 rows"))
