@@ -193,6 +193,8 @@ async def create(request: web.Request) -> web.StreamResponse:
         await db.insert(conn, "run", run, owner(request), parent=thread_id)
     for msg in extra:
         await attach_thread_files(request, thread_id, msg["attachments"])
+    if any(msg["attachments"] for msg in extra):  # its vector store may have just been made
+        thread = await get_or_404(request, "thread", thread_id)
     return await _start(request, run, bool(body.stream), assistant, thread)
 
 
