@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import Field
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agent.api import messages
@@ -184,13 +185,14 @@ async def create(request: web.Request) -> web.StreamResponse:
     )
     run = new_run(request, thread_id, assistant, body)
     extra = [messages.from_request(thread_id, m) for m in body.additional_messages or []]
-    async with store(request).write() as conn:
-        active = await db.active_run(conn, thread_id)
-        if active is not None:
-            raise InvalidRequest(f"Thread {thread_id} already has an active run {active}.")
-        for msg in extra:
-            await messages.insert(conn, msg, owner(request))
-        await db.insert(conn, "run", run, owner(request), parent=thread_id)
+    try:
+        async with store(request).write() as conn:
+            for msg in extra:
+                await messages.insert(conn, msg, owner(request))
+            await db.insert(conn, "run", run, owner(request), parent=thread_id)
+    except IntegrityError:  # the one-active-run-per-thread index
+        active = await store(request).active_run(thread_id)
+        raise InvalidRequest(f"Thread {thread_id} already has an active run {active}.") from None
     for msg in extra:
         await attach_thread_files(request, thread_id, msg["attachments"])
     if any(msg["attachments"] for msg in extra):  # its vector store may have just been made

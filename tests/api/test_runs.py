@@ -338,3 +338,26 @@ def test_model_server_down_fails_fast(client: openai.OpenAI) -> None:
     run = client.beta.threads.runs.create_and_poll(thread_id=t.id, assistant_id=a.id)
     assert run.status == "failed" and run.last_error.code == "server_error"  # type: ignore[union-attr]
     assert "127.0.0.1:9" in run.last_error.message  # type: ignore[union-attr]
+
+
+def test_concurrent_run_creates_one_wins(sdk: openai.OpenAI, model: ScriptedModel) -> None:
+    import concurrent.futures
+
+    gate = Gate()
+    model.script(Text("held", gate=gate))
+    a = assistant(sdk)
+    t = sdk.beta.threads.create(messages=[{"role": "user", "content": "race"}])
+
+    def create(_: int) -> str:
+        try:
+            return sdk.beta.threads.runs.create(thread_id=t.id, assistant_id=a).id
+        except openai.BadRequestError as err:
+            assert "already has an active run" in err.message
+            return ""
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        ids = [i for i in pool.map(create, range(8)) if i]
+    gate.set()
+    assert len(ids) == 1
+    assert sdk.beta.threads.runs.poll(ids[0], thread_id=t.id).status == "completed"
+    assert [r.id for r in sdk.beta.threads.runs.list(thread_id=t.id).data] == ids
