@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +19,11 @@ from agent.llm import (
     ToolCallDelta,
     ToolCallStart,
 )
-from agent.tools import ServerTool, Toolbox, ToolContext
+from agent.tools import ServerTool, Toolbox, ToolContext, ToolOutput
 from agent.tools.base import StringField
 
 MAX_MODEL_MISTAKES = 3
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -94,14 +96,14 @@ async def _dispatch(
         if call.error or not box.knows(call.name):
             mistake = True
             known = ", ".join(sorted([*box.server, *box.functions]))
-            record["type"] = "function"
-            record["function"] = {
-                "name": call.name,
-                "arguments": call.arguments,
-                "output": f"Error: {call.error or f'no tool named {call.name!r}'}. Available tools: {known}.",
+            error = f"Error: {call.error or f'no tool named {call.name!r}'}. Available tools: {known}."
+            records[i] = {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments, "output": error},
             }
         elif tool is not None:
-            output = await tool.invoke(json.loads(call.arguments or "{}"), ctx)
+            output = await _invoke(tool, call.arguments, ctx)
             ctx.made.extend(output.files)
             record[tool.step_type] = {**record.get(tool.step_type, {}), **output.record}
             outs = output.record.get("outputs")
@@ -125,6 +127,18 @@ async def _dispatch(
             )
     rec.tool_step = None
     return step, pending, mistake
+
+
+async def _invoke(tool: ServerTool, arguments: str, ctx: ToolContext) -> ToolOutput:
+    """A tool's own failure is output the model reads; it never fails the run."""
+    try:
+        return await tool.invoke(json.loads(arguments or "{}"), ctx)
+    except Exception as err:
+        log.exception("tool %s failed", tool.name)
+        text = f"Error: the {tool.name} tool failed ({type(err).__name__})."
+        if tool.step_type == "function":
+            return ToolOutput(text, {"name": tool.name, "arguments": arguments, "output": text})
+        return ToolOutput(text, {**tool.start_record("")[tool.step_type], "_model_output": text})
 
 
 def _request(
