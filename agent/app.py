@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.api import assistants, files, messages, runs, steps, threads, vector_stores
+from agent.api import assistants, files, messages, models, runs, steps, threads, vector_stores
 from agent.api.common import owner_of_key
 from agent.app_keys import (
     BUS,
@@ -79,7 +79,7 @@ def create_app(settings: Settings | None = None, model: ChatModel | None = None)
     app[THREAD_DELETED] = []
     app[FILE_DELETED] = []
     app.router.add_get("/health", health)
-    for module in (assistants, threads, messages, runs, steps, files, vector_stores):
+    for module in (assistants, threads, messages, runs, steps, files, vector_stores, models):
         app.router.add_routes(module.routes)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_model_ctx(model))

@@ -361,3 +361,11 @@ def test_concurrent_run_creates_one_wins(sdk: openai.OpenAI, model: ScriptedMode
     assert len(ids) == 1
     assert sdk.beta.threads.runs.poll(ids[0], thread_id=t.id).status == "completed"
     assert [r.id for r in sdk.beta.threads.runs.list(thread_id=t.id).data] == ids
+
+
+def test_models_lists_backend_and_aliases(engine_server: LiveServer, sdk: openai.OpenAI) -> None:
+    ids = [m.id for m in sdk.models.list()]
+    assert "stories260K.gguf" in ids
+    assert sdk.models.retrieve("stories260K.gguf").id == "stories260K.gguf"
+    with pytest.raises(openai.NotFoundError):
+        sdk.models.retrieve("gpt-nope")
