@@ -64,6 +64,14 @@ class LiveServer:
         return openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0, **kw)
 
 
+def serve(loop_thread: LoopThread, settings: Settings) -> Iterator[LiveServer]:
+    """Run the service for a fixture's lifetime (stopping waits for sandboxes to be removed)."""
+    server = LiveServer(loop_thread, settings)
+    loop_thread.run(server.start())
+    yield server
+    loop_thread.run(server.stop(), timeout=120)
+
+
 @pytest.fixture(scope="session")
 def loop_thread() -> Iterator[LoopThread]:
     lt = LoopThread()
@@ -88,10 +96,7 @@ def spine(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> 
     settings = make_settings(
         tmp_path_factory.mktemp("spine"), api_keys="sk-test,sk-other", max_body_bytes=1024 * 1024
     )
-    server = LiveServer(loop_thread, settings)
-    loop_thread.run(server.start())
-    yield server
-    loop_thread.run(server.stop())
+    yield from serve(loop_thread, settings)
 
 
 @pytest.fixture
@@ -149,10 +154,7 @@ def engine_server(
 ) -> Iterator[LiveServer]:
     """A service whose model is the scripted fake (no sandbox)."""
     settings = make_settings(tmp_path_factory.mktemp("engine"), model_url=scripted.url, sse_keepalive=0.2)
-    server = LiveServer(loop_thread, settings)
-    loop_thread.run(server.start())
-    yield server
-    loop_thread.run(server.stop())
+    yield from serve(loop_thread, settings)
 
 
 @pytest.fixture
