@@ -131,10 +131,7 @@ def ci_server(
         sandbox_pool=1,
         code_timeout=3.0,
     )
-    server = LiveServer(loop_thread, settings)
-    loop_thread.run(server.start())
-    yield server
-    loop_thread.run(server.stop(), timeout=120)
+    yield from serve(loop_thread, settings)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import LiveServer, LoopThread, make_settings, require_docker
+from tests.conftest import LiveServer, LoopThread, make_settings, require_docker, serve
 
 pytestmark = pytest.mark.llama
 LOOKUP = {"type": "function", "function": {
@@ -37,10 +37,7 @@ def real(
         sandbox_pool=0,
         code_timeout=5.0,
     )
-    server = LiveServer(loop_thread, settings)
-    loop_thread.run(server.start())
-    yield server
-    loop_thread.run(server.stop(), timeout=120)
+    yield from serve(loop_thread, settings)
 
 
 @pytest.fixture
