@@ -27,6 +27,7 @@ from agent.api.common import (
     store,
 )
 from agent.api.messages import MessageCreate
+from agent.api.steps import include_content
 from agent.api.stream import stream_run
 from agent.api.threads import ThreadCreate, create_thread
 from agent.api.vector_stores import attach_thread_files
@@ -168,6 +169,7 @@ async def _start(
     queue = bus.subscribe(run["id"]) if stream else None
     rec = RunRecorder(store(request), bus, dict(run), owner(request))
     rec.assistant, rec.thread = assistant, thread
+    rec.include_content = include_content(request)
     rec.publish("thread.run.created", run)
     rec.publish("thread.run.queued", run)
     request.app[EXECUTOR].launch(rec)

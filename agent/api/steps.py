@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from agent.api.common import get_or_404, list_query, owner, page_response, store
-from agent.engine.records import scrub
+from agent.engine.records import render_step as render
 
 routes = web.RouteTableDef()
 CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
 
 
-def _include_content(request: web.Request) -> bool:
+def include_content(request: web.Request) -> bool:
     return CONTENT in request.query.getall("include[]", []) + request.query.getall("include", [])
-
-
-def render(step: dict[str, Any], include_content: bool) -> dict[str, Any]:
-    """Strip what is stored for the engine but not shown unless asked (file_search result content)."""
-    step = scrub(step)
-    for call in step["step_details"].get("tool_calls") or []:
-        body = call.get(call["type"])
-        if isinstance(body, dict) and call["type"] == "file_search" and not include_content:
-            for result in body.get("results") or []:
-                result.pop("content", None)
-    return step
 
 
 @routes.get("/v1/threads/{thread_id}/runs/{run_id}/steps")
@@ -37,7 +24,7 @@ async def list_(request: web.Request) -> web.Response:
     page = await store(request).list(
         "step", owner(request), parent=m["thread_id"], where={"run_id": m["run_id"]}, **q.model_dump()
     )
-    keep = _include_content(request)
+    keep = include_content(request)
     page.data = [render(s, keep) for s in page.data]
     return page_response(page)
 
@@ -50,4 +37,4 @@ async def retrieve(request: web.Request) -> web.Response:
     step = await get_or_404(request, "step", m["step_id"], m["thread_id"], label="run step")
     if step["run_id"] != m["run_id"]:
         raise web.HTTPNotFound()
-    return web.json_response(render(step, _include_content(request)))
+    return web.json_response(render(step, include_content(request)))

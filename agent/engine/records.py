@@ -41,12 +41,17 @@ class RunRecorder:
         self.message_step: dict[str, Any] | None = None
         self.tool_step: dict[str, Any] | None = None  # the tool_calls step being written
         self.ctx: ToolContext | None = None  # what this leg's tools produced (citations, files)
+        self.include_content = False  # include[] asked for file_search result content
         self.assistant: dict[str, Any] | None = None  # already loaded by the API handler, if any
         self.thread: dict[str, Any] | None = None
         self._shown_images = 0
 
     def publish(self, name: str, data: dict[str, Any]) -> None:
-        self.bus.publish(self.run["id"], name, scrub(data))  # scrub copies every dict and list
+        if data.get("object") == "thread.run.step":
+            data = render_step(data, self.include_content)
+        else:
+            data = scrub(data)  # scrub copies every dict and list
+        self.bus.publish(self.run["id"], name, data)
 
     # --- run ------------------------------------------------------------------------------------
     async def set_status(self, status: str, **fields: Any) -> None:
@@ -305,6 +310,16 @@ def _end(
     step[f"{status}_at"] = now()
     step["usage"] = usage if usage is not None else step["usage"]
     step["last_error"] = error
+
+
+def render_step(step: dict[str, Any], include_content: bool) -> dict[str, Any]:
+    """A step as clients see it: no engine-only fields; file_search result content only when asked for."""
+    step = scrub(step)
+    for call in step["step_details"].get("tool_calls") or []:
+        if call["type"] == "file_search" and not include_content:
+            for result in call["file_search"].get("results") or []:
+                result.pop("content", None)
+    return step
 
 
 def scrub(obj: Any) -> Any:

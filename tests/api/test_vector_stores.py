@@ -105,8 +105,10 @@ def test_file_search_run_with_citations(sdk: openai.OpenAI, model: ScriptedModel
     )
     t = sdk.beta.threads.create(messages=[{"role": "user", "content": "Which volcano?"}])
     with sdk.beta.threads.runs.stream(thread_id=t.id, assistant_id=a.id) as stream:
-        stream.until_done()
+        streamed_steps = [e.data for e in stream if e.event == "thread.run.step.completed"]
         final = stream.get_final_messages()[0]
+    searched = streamed_steps[0].step_details.tool_calls[0].file_search  # type: ignore[union-attr]
+    assert searched.results[0].file_id == ids["volcanoes.txt"] and searched.results[0].content is None
     text = final.content[0].text  # type: ignore[union-attr]
     assert text.value == "Etna is active 【0†volcanoes.txt】."
     ann = text.annotations[0]
@@ -147,3 +149,24 @@ def test_file_search_attachment_creates_thread_store(sdk: openai.OpenAI, model: 
     stores = thread.tool_resources.file_search.vector_store_ids  # type: ignore[union-attr]
     assert len(stores) == 1
     assert [f.id for f in sdk.vector_stores.files.list(vector_store_id=stores[0]).data] == [fid]
+
+
+def test_streamed_search_results_carry_content_only_when_included(
+    sdk: openai.OpenAI, model: ScriptedModel
+) -> None:
+    fid = upload(sdk, "volcanoes.txt", DOCS["volcanoes.txt"])
+    vs = sdk.vector_stores.create(name="kb", file_ids=[fid])
+    while sdk.vector_stores.retrieve(vs.id).file_counts.in_progress:
+        pass
+    model.script(ToolCalls([Call("file_search", {"query": "Etna"})]), Text("Etna 【0†volcanoes.txt】"))
+    a = sdk.beta.assistants.create(
+        model="m",
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [vs.id]}},
+    )
+    t = sdk.beta.threads.create(messages=[{"role": "user", "content": "volcano?"}])
+    include = ["step_details.tool_calls[*].file_search.results[*].content"]
+    with sdk.beta.threads.runs.stream(thread_id=t.id, assistant_id=a.id, include=include) as stream:  # type: ignore[arg-type]
+        steps = [e.data for e in stream if e.event == "thread.run.step.completed"]
+    result = steps[0].step_details.tool_calls[0].file_search.results[0]  # type: ignore[union-attr]
+    assert result.file_id == fid and "Etna" in result.content[0].text  # type: ignore[index]
