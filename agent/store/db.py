@@ -59,6 +59,7 @@ TABLES = {kind: _table(kind) for kind in KINDS}
 STATUS_KINDS = ("run", "vector_store_file")  # kinds whose ``status`` column mirrors the object's status
 ACTIVE_RUN = ("queued", "in_progress", "requires_action", "cancelling")
 _active = TABLES["run"].c.status.in_(ACTIVE_RUN)
+sa.Index("ix_run_status", TABLES["run"].c.status)  # the expiry sweep and resume read runs by status
 # The thread lock, kept by the database itself (also across replicas): one active run per thread.
 sa.Index(
     "uq_run_one_active_per_thread",
