@@ -181,3 +181,28 @@ def test_hostile_code_through_a_run_is_contained(ci: openai.OpenAI, model: Scrip
 
 
 HOSTILE_INDEX = {name: i for i, name in enumerate(HOSTILE)}
+
+
+def test_data_analysis_through_the_stream_helper(ci: openai.OpenAI, model: ScriptedModel) -> None:
+    csv = ci.files.create(file=("sales.csv", io.BytesIO(CSV.encode())), purpose="assistants")
+    model.script(run_code(ANALYSIS), Text("Total 60; [summary](sandbox:/mnt/data/summary.csv)"))
+    a = ci.beta.assistants.create(model="m", tools=[{"type": "code_interpreter"}])
+    t = ci.beta.threads.create(
+        messages=[
+            {
+                "role": "user",
+                "content": "analyse",
+                "attachments": [{"file_id": csv.id, "tools": [{"type": "code_interpreter"}]}],
+            }
+        ]
+    )
+    with ci.beta.threads.runs.stream(thread_id=t.id, assistant_id=a.id) as stream:
+        stream.until_done()
+        final = stream.get_final_messages()[0]
+        run = stream.get_final_run()
+    assert run.status == "completed"
+    image, text = final.content
+    assert image.type == "image_file" and ci.files.content(image.image_file.file_id).read()[:4] == b"\x89PNG"  # type: ignore[union-attr]
+    ann = text.text.annotations[0]  # type: ignore[union-attr]
+    assert ann.type == "file_path" and b"mean" in ci.files.content(ann.file_path.file_id).read()  # type: ignore[union-attr]
+    assert text.text.value[ann.start_index : ann.end_index] == "sandbox:/mnt/data/summary.csv"  # type: ignore[union-attr]
