@@ -49,6 +49,7 @@ class LiveServer:
     def __init__(self, loop: LoopThread, settings: Settings) -> None:
         self.loop, self.settings = loop, settings
         self.runner: web.AppRunner | None = None
+        self.clients: list[openai.OpenAI] = []  # kept (and closed at the end) so no pooled socket leaks
         self.url = f"http://127.0.0.1:{settings.port}"
 
     async def start(self) -> None:
@@ -61,7 +62,9 @@ class LiveServer:
             await self.runner.cleanup()
 
     def client(self, key: str = "sk-test", **kw: Any) -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0, **kw)
+        client = openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0, **kw)
+        self.clients.append(client)
+        return client
 
 
 def serve(loop_thread: LoopThread, settings: Settings) -> Iterator[LiveServer]:
@@ -69,6 +72,8 @@ def serve(loop_thread: LoopThread, settings: Settings) -> Iterator[LiveServer]:
     server = LiveServer(loop_thread, settings)
     loop_thread.run(server.start())
     yield server
+    for client in server.clients:
+        client.close()
     loop_thread.run(server.stop(), timeout=120)
 
 

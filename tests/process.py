@@ -23,6 +23,7 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir / "server.log"
+        self.clients: list[openai.OpenAI] = []
 
     def start(self) -> ServerProcess:
         with self.log.open("ab") as out:
@@ -47,6 +48,8 @@ class ServerProcess:
         self.proc.wait(10)
 
     def stop(self) -> None:
+        for client in self.clients:
+            client.close()
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -55,4 +58,6 @@ class ServerProcess:
                 self.kill9()
 
     def client(self, **kw: Any) -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.url + "/v1", api_key="sk-test", max_retries=0, **kw)
+        client = openai.OpenAI(base_url=self.url + "/v1", api_key="sk-test", max_retries=0, **kw)
+        self.clients.append(client)
+        return client
