@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 
 from agent.engine.bus import EventBus
 from agent.engine.loop import Env, execute
-from agent.engine.records import TERMINAL, RunRecorder
+from agent.engine.records import RunRecorder
 from agent.llm import ModelError
 from agent.store import Store
 from agent.tools import ToolContext
@@ -52,9 +53,6 @@ class Executor:
         task = asyncio.create_task(self._drive(rec), name=rec.thread_id)
         self._tasks[rec.run["id"]] = task
         task.add_done_callback(lambda _t: self._tasks.pop(rec.run["id"], None))
-
-    def running(self, run_id: str) -> bool:
-        return run_id in self._tasks
 
     async def thread_deleted(self, thread_id: str) -> None:
         """A deleted thread's runs stop where they are (their rows are already gone)."""
@@ -127,17 +125,12 @@ class Executor:
 
     async def _sweep(self) -> None:
         """Expire overdue runs (including those waiting in requires_action)."""
-        import time
-
         while True:
             await asyncio.sleep(0.5)
             try:
+                now = time.time()
                 for run in await self.store.runs_with_status(OPEN):
-                    if (
-                        run.get("expires_at")
-                        and run["expires_at"] <= time.time()
-                        and run["status"] not in TERMINAL
-                    ):
+                    if run.get("expires_at") and run["expires_at"] <= now:
                         owner = await self.store.owner_of("run", run["id"]) or "-"
                         await self.stop(RunRecorder(self.store, self.bus, run, owner), "expired")
             except Exception:
