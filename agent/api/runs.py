@@ -191,7 +191,9 @@ async def create(request: web.Request) -> web.StreamResponse:
         async with store(request).write() as conn:
             for msg in extra:
                 await messages.insert(conn, msg, owner(request))
-            await db.insert(conn, "run", run, owner(request), parent=thread_id)
+            await db.insert(
+                conn, "run", run, owner(request), parent=thread_id, **request.app[EXECUTOR].lease()
+            )
     except IntegrityError:  # the one-active-run-per-thread index
         active = await store(request).active_run(thread_id)
         raise InvalidRequest(f"Thread {thread_id} already has an active run {active}.") from None
@@ -211,7 +213,9 @@ async def create_and_run(request: web.Request) -> web.StreamResponse:
         thread_body.tool_resources = body.tool_resources
     thread = await create_thread(request, thread_body)
     run = new_run(request, thread["id"], assistant, body)
-    await store(request).insert("run", run, owner(request), parent=thread["id"])
+    await store(request).insert(
+        "run", run, owner(request), parent=thread["id"], **request.app[EXECUTOR].lease()
+    )
     return await _start(request, run, bool(body.stream), assistant, thread, [("thread.created", thread)])
 
 
@@ -292,7 +296,7 @@ async def submit_tool_outputs(request: web.Request) -> web.StreamResponse:
         step.update(status="completed", completed_at=now())
         await db.update(conn, "step", step, who, m["thread_id"])
         run.update(status="queued", required_action=None)
-        await db.update(conn, "run", run, who, m["thread_id"])
+        await db.update(conn, "run", run, who, m["thread_id"], **request.app[EXECUTOR].lease())
     bus = request.app[BUS]
     queue = bus.subscribe(run["id"]) if body.stream else None
     rec = RunRecorder(store(request), bus, run, who)

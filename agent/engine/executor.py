@@ -1,4 +1,10 @@
-"""Runs in the background: one task per executing run, cancellation, expiry, resume after a restart."""
+"""Runs in the background: one task per executing run, cancellation, expiry, resume after a restart.
+
+A replica executes a run while it holds the run's lease (``lease`` = its instance id, ``lease_until``
+renewed every few seconds). The API handler that creates or resumes a run takes the lease with the same
+write, so the replica serving the stream is the one executing it. A leg that ends gives the lease back;
+a replica that dies lets it lapse, and any replica then takes the run over and resumes it.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +22,9 @@ from agent.store import Store
 from agent.tools import ToolContext
 
 log = logging.getLogger(__name__)
-RESUMABLE = ("queued", "in_progress", "cancelling")
-OPEN = (*RESUMABLE, "requires_action")
+OPEN = ("queued", "in_progress", "cancelling", "requires_action")
+LEASE_SECONDS = 10
+HEARTBEAT_SECONDS = 2.0
 
 
 class Executor:
@@ -28,10 +35,19 @@ class Executor:
         self._ending: dict[str, str] = {}  # run id → "cancelled" | "expired" requested for a running task
         self._sweeper: asyncio.Task[None] | None = None
 
+    def lease(self) -> dict[str, object]:
+        """Columns that give this replica a run (written with the run's creation or resumption)."""
+        return {"lease": self.instance, "lease_until": int(time.time()) + LEASE_SECONDS}
+
     async def start(self) -> None:
-        """Resume what a previous process left behind, then watch deadlines."""
-        for run in await self.store.runs_with_status(RESUMABLE):
-            owner = await self.store.owner_of("run", run["id"]) or "-"
+        """Resume what a previous process left behind, then watch deadlines and leases."""
+        await self._take_over()
+        self._sweeper = asyncio.create_task(self._sweep())
+
+    async def _take_over(self) -> None:
+        """Resume the runs whose replica is gone (lease free or lapsed)."""
+        now = int(time.time())
+        for owner, run in await self.store.claim_runs(self.instance, now, now + LEASE_SECONDS):
             rec = RunRecorder(self.store, self.bus, run, owner)
             if run["status"] == "cancelling":
                 await self._finish(rec, "cancelled")
@@ -39,15 +55,16 @@ class Executor:
             await _discard_partial(rec)
             run["status"] = "queued"
             self.launch(rec)
-        self._sweeper = asyncio.create_task(self._sweep())
 
     async def close(self) -> None:
         if self._sweeper:
             self._sweeper.cancel()
         tasks = list(self._tasks.values())
         for task in tasks:
-            task.cancel()  # left as they are in the store: resumed at the next start
+            task.cancel()  # left as they are in the store: resumed by the next replica to start
         await asyncio.gather(*tasks, self._sweeper or _noop(), return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.store.release_leases(self.instance)
 
     def launch(self, rec: RunRecorder) -> None:
         task = asyncio.create_task(self._drive(rec), name=rec.thread_id)
@@ -68,6 +85,9 @@ class Executor:
             self._ending[rec.run["id"]] = outcome
             task.cancel()
             return
+        lease, until = await self.store.lease_of(rec.run["id"])
+        if lease not in (None, self.instance) and (until or 0) >= time.time():
+            return  # another live replica executes it: it sees the request at its next heartbeat
         await self._finish(rec, outcome)
 
     async def _drive(self, rec: RunRecorder) -> None:
@@ -125,6 +145,7 @@ class Executor:
 
     async def _sweep(self) -> None:
         """Expire overdue runs (including those waiting in requires_action)."""
+        beat = time.monotonic()
         while True:
             await asyncio.sleep(0.5)
             try:
@@ -133,8 +154,19 @@ class Executor:
                     if run.get("expires_at") and run["expires_at"] <= now:
                         owner = await self.store.owner_of("run", run["id"]) or "-"
                         await self.stop(RunRecorder(self.store, self.bus, run, owner), "expired")
+                if time.monotonic() - beat >= HEARTBEAT_SECONDS:
+                    beat = time.monotonic()
+                    await self._heartbeat()
             except Exception:
                 log.exception("expiry sweep failed")
+
+    async def _heartbeat(self) -> None:
+        """Keep this replica's leases, stop what another replica was asked to cancel, take over orphans."""
+        for run in await self.store.renew_leases(self.instance, int(time.time()) + LEASE_SECONDS):
+            if run["id"] in self._tasks:
+                owner = await self.store.owner_of("run", run["id"]) or "-"
+                await self.stop(RunRecorder(self.store, self.bus, run, owner), "cancelled")
+        await self._take_over()
 
 
 async def _discard_partial(rec: RunRecorder) -> None:

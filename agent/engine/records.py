@@ -18,6 +18,7 @@ CITATION = re.compile(r"【(?:\d+:)?(\d+)†[^】]*】")
 SANDBOX_LINK = re.compile(r"sandbox:/mnt/data/[^\s)\]\"'<>]+")
 
 TERMINAL = ("completed", "incomplete", "failed", "cancelled", "expired")
+LEG_END = (*TERMINAL, "requires_action")
 STEP_END = {"completed": "completed", "failed": "failed", "cancelled": "cancelled", "expired": "expired"}
 
 
@@ -56,7 +57,7 @@ class RunRecorder:
     # --- run ------------------------------------------------------------------------------------
     async def set_status(self, status: str, **fields: Any) -> None:
         self._transition(status, **fields)
-        await self.store.update("run", self.run, self.owner, parent=self.thread_id)
+        await self.store.update("run", self.run, self.owner, parent=self.thread_id, **_lease_cols(status))
         self.publish(f"thread.run.{status}", self.run)
 
     def _transition(self, status: str, **fields: Any) -> None:
@@ -271,7 +272,7 @@ class RunRecorder:
             await db.update(conn, "message", msg, self.owner, self.thread_id)
             await db.update(conn, "step", step, self.owner, self.thread_id)
             if run_status:
-                await db.update(conn, "run", self.run, self.owner, self.thread_id)
+                await db.update(conn, "run", self.run, self.owner, self.thread_id, **_lease_cols(run_status))
         self.publish(f"thread.message.{status}", msg)
         self.publish(f"thread.run.step.{STEP_END[step_status]}", step)
         if run_status:
@@ -284,8 +285,15 @@ class RunRecorder:
         if self.tool_step is not None:
             step, self.tool_step = self.tool_step, None
             await self.end_step(step, outcome)
-        # steps left open by an earlier leg (e.g. a function call awaiting outputs)
+        # steps (and their messages) left open by an earlier leg or by another replica
         for step in await self.open_steps():
+            if step["type"] == "message_creation":
+                msg_id = step["step_details"]["message_creation"]["message_id"]
+                self.message = await self.store.get("message", msg_id, self.owner, self.thread_id)
+                if self.message is not None:
+                    self.message_step = step
+                    await self.close_message("incomplete", reason=reason)
+                    continue
             await self.end_step(step, outcome)
 
     async def open_steps(self) -> list[dict[str, Any]]:
@@ -310,6 +318,11 @@ def _end(
     step[f"{status}_at"] = now()
     step["usage"] = usage if usage is not None else step["usage"]
     step["last_error"] = error
+
+
+def _lease_cols(status: str) -> dict[str, Any]:
+    """A leg that ends (waiting for the client, or finished) gives its replica's lease back."""
+    return {"lease": None, "lease_until": None} if status in LEG_END else {}
 
 
 def render_step(step: dict[str, Any], include_content: bool) -> dict[str, Any]:

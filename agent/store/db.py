@@ -58,6 +58,7 @@ def _table(kind: str) -> sa.Table:
 TABLES = {kind: _table(kind) for kind in KINDS}
 STATUS_KINDS = ("run", "vector_store_file")  # kinds whose ``status`` column mirrors the object's status
 ACTIVE_RUN = ("queued", "in_progress", "requires_action", "cancelling")
+RESUMABLE_RUN = ("queued", "in_progress", "cancelling")  # what a replica executes (holding the lease)
 _active = TABLES["run"].c.status.in_(ACTIVE_RUN)
 sa.Index("ix_run_status", TABLES["run"].c.status)  # the expiry sweep and resume read runs by status
 # The thread lock, kept by the database itself (also across replicas): one active run per thread.
@@ -157,6 +158,44 @@ class Store:
         async with self.engine.connect() as conn:
             rows = await conn.execute(sa.select(t.c.data).where(t.c.status.in_(statuses)).order_by(t.c.seq))
             return [json.loads(r[0]) for r in rows]
+
+    async def claim_runs(
+        self, instance: str, now: int, until: int
+    ) -> builtins.list[tuple[str, dict[str, Any]]]:
+        """Take the lease of every resumable run whose lease is free or has lapsed (its replica is gone);
+        returns (owner, run) of those taken. Atomic: two replicas never take the same run."""
+        t = TABLES["run"]
+        free = sa.or_(t.c.lease.is_(None), t.c.lease_until < now)
+        q = sa.select(t.c.id, t.c.owner, t.c.data).where(t.c.status.in_(RESUMABLE_RUN), free)
+        async with self.write() as conn:
+            rows = (await conn.execute(q.with_for_update(skip_locked=True))).all()
+            if rows:
+                ids = [r[0] for r in rows]
+                await conn.execute(
+                    sa.update(t).where(t.c.id.in_(ids)).values(lease=instance, lease_until=until)
+                )
+        return [(owner, json.loads(data)) for _, owner, data in rows]
+
+    async def renew_leases(self, instance: str, until: int) -> builtins.list[dict[str, Any]]:
+        """Extend this replica's leases; returns its runs that another replica asked to cancel."""
+        t = TABLES["run"]
+        async with self.write() as conn:
+            await conn.execute(sa.update(t).where(t.c.lease == instance).values(lease_until=until))
+            rows = await conn.execute(
+                sa.select(t.c.data).where(t.c.lease == instance, t.c.status == "cancelling")
+            )
+            return [json.loads(r[0]) for r in rows]
+
+    async def release_leases(self, instance: str) -> None:
+        t = TABLES["run"]
+        async with self.write() as conn:
+            await conn.execute(sa.update(t).where(t.c.lease == instance).values(lease=None, lease_until=None))
+
+    async def lease_of(self, run_id: str) -> tuple[str | None, int | None]:
+        t = TABLES["run"]
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(t.c.lease, t.c.lease_until).where(t.c.id == run_id))).first()
+        return (row[0], row[1]) if row else (None, None)
 
     async def count_by(self, kind: str, owner: str, parent: str, run_id: str | None = None) -> dict[str, int]:
         t = TABLES[kind]
