@@ -72,11 +72,13 @@ def error_response(err: APIError) -> web.Response:
     return web.json_response(err.body(), status=err.status)
 
 
-def _from_http(exc: web.HTTPException) -> APIError:
+def _from_http(exc: web.HTTPException, request: web.Request) -> APIError:
     if exc.status == 404:
         return NotFound("Invalid URL: no such route.", code="unknown_url")
     if exc.status == 405:
-        err = InvalidRequest(f"Method not allowed: {exc.text or ''}".strip(), code="method_not_allowed")
+        err = InvalidRequest(
+            f"Method {request.method} is not allowed on {request.path}.", code="method_not_allowed"
+        )
         err.status = 405
         return err
     if exc.status == 413:
@@ -98,7 +100,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(_from_http(exc))
+        return error_response(_from_http(exc, request))
     except json.JSONDecodeError:
         return error_response(InvalidRequest("We could not parse the JSON body of your request."))
     except Exception:
