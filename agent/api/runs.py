@@ -152,6 +152,10 @@ def _check_tool_choice(choice: Any, tools: list[dict[str, Any]]) -> None:
         raise InvalidRequest(f"Tool choice '{name}' not found in 'tools' parameter.", param="tool_choice")
 
 
+def _created(run: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [("thread.run.created", run), ("thread.run.queued", run)]
+
+
 async def _assistant(request: web.Request, assistant_id: str) -> dict[str, Any]:
     return await get_or_404(request, "assistant", assistant_id)
 
@@ -160,18 +164,20 @@ async def _start(
     request: web.Request,
     run: dict[str, Any],
     stream: bool,
-    assistant: dict[str, Any],
-    thread: dict[str, Any],
+    events: list[tuple[str, dict[str, Any]]],
+    assistant: dict[str, Any] | None = None,
+    thread: dict[str, Any] | None = None,
     first: list[tuple[str, dict[str, Any]]] | None = None,
 ) -> web.StreamResponse:
-    """Publish the run's creation and hand it to the executor; answer JSON or the event stream."""
+    """Publish how the leg begins and hand the run to the executor; answer JSON or the event stream
+    (``first``: events sent to this stream only, before the run's own)."""
     bus = request.app[BUS]
     queue = bus.subscribe(run["id"]) if stream else None
     rec = RunRecorder(store(request), bus, dict(run), owner(request))
     rec.assistant, rec.thread = assistant, thread
     rec.include_content = include_content(request)
-    rec.publish("thread.run.created", run)
-    rec.publish("thread.run.queued", run)
+    for name, data in events:
+        rec.publish(name, data)
     request.app[EXECUTOR].launch(rec)
     if queue is None:
         return web.json_response(run, headers=POLL_HEADERS)
@@ -201,7 +207,7 @@ async def create(request: web.Request) -> web.StreamResponse:
         await attach_thread_files(request, thread_id, msg["attachments"])
     if any(msg["attachments"] for msg in extra):  # its vector store may have just been made
         thread = await get_or_404(request, "thread", thread_id)
-    return await _start(request, run, bool(body.stream), assistant, thread)
+    return await _start(request, run, bool(body.stream), _created(run), assistant, thread)
 
 
 @routes.post("/v1/threads/runs")
@@ -216,7 +222,9 @@ async def create_and_run(request: web.Request) -> web.StreamResponse:
     await store(request).insert(
         "run", run, owner(request), parent=thread["id"], **request.app[EXECUTOR].lease()
     )
-    return await _start(request, run, bool(body.stream), assistant, thread, [("thread.created", thread)])
+    return await _start(
+        request, run, bool(body.stream), _created(run), assistant, thread, [("thread.created", thread)]
+    )
 
 
 @routes.get("/v1/threads/{thread_id}/runs")
@@ -297,15 +305,8 @@ async def submit_tool_outputs(request: web.Request) -> web.StreamResponse:
         await db.update(conn, "step", step, who, m["thread_id"])
         run.update(status="queued", required_action=None)
         await db.update(conn, "run", run, who, m["thread_id"], **request.app[EXECUTOR].lease())
-    bus = request.app[BUS]
-    queue = bus.subscribe(run["id"]) if body.stream else None
-    rec = RunRecorder(store(request), bus, run, who)
-    rec.publish("thread.run.step.completed", step)
-    rec.publish("thread.run.queued", run)
-    request.app[EXECUTOR].launch(rec)
-    if queue is None:
-        return web.json_response(run, headers=POLL_HEADERS)
-    return await stream_run(request, bus, run["id"], queue)
+    events = [("thread.run.step.completed", step), ("thread.run.queued", run)]
+    return await _start(request, run, bool(body.stream), events)
 
 
 async def _pending_step(conn: AsyncConnection, who: str, run: dict[str, Any], call_id: str) -> dict[str, Any]:

@@ -19,7 +19,6 @@ SANDBOX_LINK = re.compile(r"sandbox:/mnt/data/[^\s)\]\"'<>]+")
 
 TERMINAL = ("completed", "incomplete", "failed", "cancelled", "expired")
 LEG_END = (*TERMINAL, "requires_action")
-STEP_END = {"completed": "completed", "failed": "failed", "cancelled": "cancelled", "expired": "expired"}
 
 
 def add_usage(total: dict[str, int] | None, usage: dict[str, int] | None) -> dict[str, int] | None:
@@ -114,7 +113,7 @@ class RunRecorder:
     ) -> None:
         _end(step, status, usage, error)
         await self.save_step(step)
-        self.publish(f"thread.run.step.{STEP_END[status]}", step)
+        self.publish(f"thread.run.step.{status}", step)
 
     async def tool_step_open(self) -> dict[str, Any]:
         if self.tool_step is None:
@@ -274,7 +273,7 @@ class RunRecorder:
             if run_status:
                 await db.update(conn, "run", self.run, self.owner, self.thread_id, **_lease_cols(run_status))
         self.publish(f"thread.message.{status}", msg)
-        self.publish(f"thread.run.step.{STEP_END[step_status]}", step)
+        self.publish(f"thread.run.step.{step_status}", step)
         if run_status:
             self.publish(f"thread.run.{run_status}", self.run)
 
