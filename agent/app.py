@@ -26,6 +26,7 @@ from agent.app_keys import (
 )
 from agent.engine.bus import EventBus
 from agent.engine.executor import Executor
+from agent.engine.identity import Identity
 from agent.engine.ingest import Ingestor
 from agent.engine.loop import Env
 from agent.errors import Handler, Unauthorized, error_middleware
@@ -124,12 +125,21 @@ async def _executor_ctx(app: web.Application) -> AsyncIterator[None]:
     env = Env(
         model=app[MODEL], tools=app[TOOLS], context=settings.model_context, max_turns=settings.max_run_turns
     )
-    executor = Executor(app[STORE], app[BUS], env)
+    identity = Identity.claim(settings.data_dir, settings.instance_id)
+    executor = Executor(
+        app[STORE],
+        app[BUS],
+        env,
+        instance=identity.name,
+        lease_seconds=settings.lease_seconds,
+        max_runs=settings.max_runs,
+    )
     app[EXECUTOR] = executor
     app[THREAD_DELETED].append(executor.thread_deleted)
     await executor.start()
     yield
     await executor.close()
+    identity.release()
 
 
 async def _embedder(settings: Settings) -> OpenAIEmbedder | None:

@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     """Seconds of silence on an event stream before a keep-alive comment is sent."""
     max_run_turns: int = Field(default=25, ge=1)
     """Cap on model calls within one run."""
+    instance_id: str | None = None
+    """This replica's stable name (its runs resume at once when it restarts); kept in the data
+    directory when unset."""
+    lease_seconds: int = Field(default=10, ge=2)
+    """How long a replica's hold on a run lasts without renewal; another replica then takes the run over."""
+    max_runs: int = Field(default=64, ge=1)
+    """Runs one replica executes at once; further polled runs stay queued for any replica with room."""
 
     @property
     def keys(self) -> list[str]:

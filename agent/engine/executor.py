@@ -1,75 +1,137 @@
 """Runs in the background: one task per executing run, cancellation, expiry, resume after a restart.
 
-A replica executes a run while it holds the run's lease (``lease`` = its instance id, ``lease_until``
-renewed every few seconds). The API handler that creates or resumes a run takes the lease with the same
-write, so the replica serving the stream is the one executing it. A leg that ends gives the lease back;
-a replica that dies lets it lapse, and any replica then takes the run over and resumes it.
+A replica executes a run while it holds the run's lease (agent/store/leases.py: a token per leg in the
+run's row, renewed every lease/4 seconds by a task of its own on a connection of its own). The API
+handler that creates or resumes a run takes the lease with the same write, so the replica serving the
+stream is the one executing it; a replica at its capacity (``max_runs``) leaves a polled run queued
+without a lease, for whichever replica has room. Every write of a leg is fenced by its token: a leg
+whose lease another replica took writes nothing more and stops. A leg that ends gives the lease back;
+a replica that dies lets it lapse, and any replica then takes the run over and resumes it; the same
+replica restarted (same instance name) resumes its runs at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import secrets
 import time
 import uuid
+from typing import Any
 
 from agent.engine.bus import EventBus
 from agent.engine.loop import Env, execute
-from agent.engine.records import RunRecorder
+from agent.engine.records import LEG_END, RunRecorder
 from agent.llm import ModelError
 from agent.store import Store
+from agent.store.leases import CancelRequested, FencedStore, LeaseLost, claim, release, renew
 from agent.tools import ToolContext
 
 log = logging.getLogger(__name__)
 OPEN = ("queued", "in_progress", "cancelling", "requires_action")
 LEASE_SECONDS = 10
-HEARTBEAT_SECONDS = 2.0
+SWEEP_SECONDS = 2.0
 
 
 class Executor:
-    def __init__(self, store: Store, bus: EventBus, env: Env) -> None:
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus,
+        env: Env,
+        *,
+        instance: str | None = None,
+        lease_seconds: int = LEASE_SECONDS,
+        max_runs: int = 64,
+    ) -> None:
         self.store, self.bus, self.env = store, bus, env
-        self.instance = uuid.uuid4().hex[:16]
+        self.instance = instance or uuid.uuid4().hex[:16]
+        self.epoch = secrets.token_hex(4)  # this process
+        self.prefix = f"{self.instance}/{self.epoch}/"
+        self.lease_seconds, self.max_runs = max(2, lease_seconds), max(1, max_runs)
+        self._tokens = (f"{self.prefix}{n}" for n in itertools.count())
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._ending: dict[str, str] = {}  # run id → "cancelled" | "expired" requested for a running task
-        self._sweeper: asyncio.Task[None] | None = None
+        self._legs: dict[str, tuple[str, float, RunRecorder]] = {}  # run id → (lease, launched at, rec)
+        self._given: dict[str, str] = {}  # run id → lease written by an API handler, until launched
+        self._ending: dict[str, str] = {}  # run id → "cancelled" | "expired" | "lost" for a running task
+        self._loops: list[asyncio.Task[None]] = []
+        self._room = asyncio.Event()  # a leg ended: there is room to claim a queued run
 
-    def lease(self) -> dict[str, object]:
-        """Columns that give this replica a run (written with the run's creation or resumption)."""
-        return {"lease": self.instance, "lease_until": int(time.time()) + LEASE_SECONDS}
+    def lease(self, run_id: str, stream: bool = True) -> dict[str, object]:
+        """Columns that give this replica a run (written with the run's creation or resumption). At
+        capacity a polled run is left for any replica to claim; a streamed one runs here (its events are here)."""
+        if not stream and len(self._tasks) >= self.max_runs:
+            return {"lease": None, "lease_until": None}
+        token = next(self._tokens)
+        self._given[run_id] = token
+        while len(self._given) > 10_000:  # leases given to writes that then failed
+            self._given.pop(next(iter(self._given)))
+        return {"lease": token, "lease_until": int(time.time()) + self.lease_seconds}
 
     async def start(self) -> None:
-        """Resume what a previous process left behind, then watch deadlines and leases."""
+        """Resume what a previous process left behind, then keep the leases and watch deadlines."""
         await self._take_over()
-        self._sweeper = asyncio.create_task(self._sweep())
+        self._loops = [
+            asyncio.create_task(self._every(self.lease_seconds / 4, self._heartbeat), name="heartbeat"),
+            asyncio.create_task(self._claims(), name="claims"),
+            asyncio.create_task(self._every(SWEEP_SECONDS, self._expire), name="expiry"),
+        ]
 
     async def _take_over(self) -> None:
-        """Resume the runs whose replica is gone (lease free or lapsed)."""
-        now = int(time.time())
-        for owner, run in await self.store.claim_runs(self.instance, now, now + LEASE_SECONDS):
-            rec = RunRecorder(self.store, self.bus, run, owner)
-            if run["status"] == "cancelling":
+        """Resume runs no live replica executes (queued without a lease, a dead replica's, our own old ones)."""
+        room = self.max_runs - len(self._tasks)
+        if room <= 0:
+            return
+        for c in await claim(
+            self.store, self.instance, self.epoch, self._tokens, self.lease_seconds, limit=room
+        ):
+            rec = self._fenced(RunRecorder(self.store, self.bus, c.run, c.owner), c.lease)
+            if c.run["status"] == "cancelling":
                 await self._finish(rec, "cancelled")
                 continue
-            await _discard_partial(rec)
-            run["status"] = "queued"
-            self.launch(rec)
+            try:
+                await _discard_partial(rec)
+            except (LeaseLost, CancelRequested):
+                continue  # seen again at the next claim
+            rec.run["status"] = "queued"
+            self._launch(rec, c.lease)
 
     async def close(self) -> None:
-        if self._sweeper:
-            self._sweeper.cancel()
+        for loop in self._loops:
+            loop.cancel()
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()  # left as they are in the store: resumed by the next replica to start
-        await asyncio.gather(*tasks, self._sweeper or _noop(), return_exceptions=True)
+        await asyncio.gather(*tasks, *self._loops, return_exceptions=True)
         with contextlib.suppress(Exception):
-            await self.store.release_leases(self.instance)
+            await release(self.store, self.prefix)
 
     def launch(self, rec: RunRecorder) -> None:
+        """Execute a run whose lease an API handler just wrote (``lease(run_id)``); a run left without
+        one waits, queued, for the first replica with room."""
+        token = self._given.pop(rec.run["id"], None)
+        if token is not None:
+            self._launch(self._fenced(rec, token), token)
+
+    def _fenced(self, rec: RunRecorder, token: str) -> RunRecorder:
+        rec.store = FencedStore(self.store, rec.run["id"], token)
+        return rec
+
+    def _launch(self, rec: RunRecorder, token: str) -> None:
+        run_id = rec.run["id"]
         task = asyncio.create_task(self._drive(rec), name=rec.thread_id)
-        self._tasks[rec.run["id"]] = task
-        task.add_done_callback(lambda _t: self._tasks.pop(rec.run["id"], None))
+        self._tasks[run_id] = task
+        self._legs[run_id] = (token, time.monotonic(), rec)
+
+        def done(_t: asyncio.Task[None]) -> None:
+            if self._tasks.get(run_id) is task:
+                self._tasks.pop(run_id, None)
+                self._legs.pop(run_id, None)
+            self._room.set()
+
+        task.add_done_callback(done)
 
     async def thread_deleted(self, thread_id: str) -> None:
         """A deleted thread's runs stop where they are (their rows are already gone)."""
@@ -79,27 +141,45 @@ class Executor:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def stop(self, rec: RunRecorder, outcome: str) -> None:
-        """Cancel or expire a run; a running leg is interrupted and finishes the run itself."""
-        task = self._tasks.get(rec.run["id"])
-        if task is not None:
-            self._ending[rec.run["id"]] = outcome
-            task.cancel()
+        """Cancel or expire a run; a running leg is interrupted and finishes the run itself. A run no
+        replica executes is finished here (after taking its lease); one another live replica executes
+        is left to it: it sees ``cancelling`` at its next heartbeat or write."""
+        if self._interrupt(rec.run["id"], outcome):
             return
-        lease, until = await self.store.lease_of(rec.run["id"])
-        if lease not in (None, self.instance) and (until or 0) >= time.time():
-            return  # another live replica executes it: it sees the request at its next heartbeat
-        await self._finish(rec, outcome)
+        for c in await claim(
+            self.store,
+            self.instance,
+            self.epoch,
+            self._tokens,
+            self.lease_seconds,
+            limit=1,
+            run_id=rec.run["id"],
+        ):
+            await self._finish(self._fenced(RunRecorder(self.store, self.bus, c.run, c.owner), c.lease), outcome)
+
+    def _interrupt(self, run_id: str, outcome: str) -> bool:
+        task = self._tasks.get(run_id)
+        if task is None:
+            return False
+        self._ending[run_id] = outcome
+        task.cancel()
+        return True
 
     async def _drive(self, rec: RunRecorder) -> None:
         run = rec.run
         try:
             ctx = await self._context(rec)
             await execute(rec, self.env, ctx)
+        except LeaseLost:
+            log.warning("run %s: another replica holds its lease now; this leg stops", run["id"])
+        except CancelRequested:
+            await self._finish(rec, "cancelled")
         except asyncio.CancelledError:
             outcome = self._ending.pop(run["id"], None)
             if outcome is None:
                 raise  # shutdown: the run stays in the store and resumes at the next start
-            await self._finish(rec, outcome)
+            if outcome != "lost":
+                await self._finish(rec, outcome)
         except ModelError as err:
             await self._fail(rec, {"code": err.code, "message": err.message})
         except Exception as err:  # never leave a run stuck
@@ -124,7 +204,19 @@ class Executor:
         await self._finish(rec, "failed", error)
 
     async def _finish(self, rec: RunRecorder, outcome: str, error: dict[str, str] | None = None) -> None:
-        with contextlib.suppress(Exception):
+        """End the run with ``outcome``; a cancel accepted meanwhile wins (the run ends cancelled)."""
+        try:
+            try:
+                await self._end(rec, outcome, error)
+            except CancelRequested:
+                await self._end(rec, "cancelled", None)
+        except LeaseLost:
+            log.warning("run %s: another replica holds its lease now; not finished here", rec.run["id"])
+
+    async def _end(self, rec: RunRecorder, outcome: str, error: dict[str, str] | None) -> None:
+        if isinstance(rec.store, FencedStore):
+            rec.store.finishing = outcome
+        with contextlib.suppress(LeaseLost, CancelRequested):
             await rec.abandon(outcome)
         await rec.set_status(outcome, last_error=error) if error else await rec.set_status(outcome)
 
@@ -143,30 +235,47 @@ class Executor:
         rec.ctx = ctx
         return ctx
 
-    async def _sweep(self) -> None:
-        """Expire overdue runs (including those waiting in requires_action)."""
-        beat = time.monotonic()
+    async def _every(self, seconds: float, job: Any) -> None:
         while True:
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(seconds)
             try:
-                now = time.time()
-                for run in await self.store.runs_with_status(OPEN):
-                    if run.get("expires_at") and run["expires_at"] <= now:
-                        owner = await self.store.owner_of("run", run["id"]) or "-"
-                        await self.stop(RunRecorder(self.store, self.bus, run, owner), "expired")
-                if time.monotonic() - beat >= HEARTBEAT_SECONDS:
-                    beat = time.monotonic()
-                    await self._heartbeat()
+                await job()
             except Exception:
-                log.exception("expiry sweep failed")
+                log.exception("%s failed", job.__name__)
 
     async def _heartbeat(self) -> None:
-        """Keep this replica's leases, stop what another replica was asked to cancel, take over orphans."""
-        for run in await self.store.renew_leases(self.instance, int(time.time()) + LEASE_SECONDS):
-            if run["id"] in self._tasks:
+        """Keep this process's leases; stop a leg whose lease another replica took, or whose run another
+        replica was asked to cancel."""
+        started = time.monotonic()
+        rows = await renew(self.store, self.prefix, self.lease_seconds)
+        held = {lease for _, lease, _ in rows}
+        for run_id, lease, status in rows:
+            leg = self._legs.get(run_id)
+            if status == "cancelling" and leg is not None and leg[0] == lease:
+                self._interrupt(run_id, "cancelled")
+        for run_id, (lease, launched, rec) in list(self._legs.items()):
+            if lease not in held and launched < started and rec.run["status"] not in LEG_END:
+                log.warning("run %s: lease lost (taken by another replica); this leg stops", run_id)
+                self._interrupt(run_id, "lost")
+
+    async def _claims(self) -> None:
+        """Take runs no live replica executes, whenever this one has room."""
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._room.wait(), self.lease_seconds / 4)
+            self._room.clear()
+            try:
+                await self._take_over()
+            except Exception:
+                log.exception("claiming runs failed")
+
+    async def _expire(self) -> None:
+        """Expire overdue runs (including those waiting in requires_action)."""
+        now = time.time()
+        for run in await self.store.runs_with_status(OPEN):
+            if run.get("expires_at") and run["expires_at"] <= now:
                 owner = await self.store.owner_of("run", run["id"]) or "-"
-                await self.stop(RunRecorder(self.store, self.bus, run, owner), "cancelled")
-        await self._take_over()
+                await self.stop(RunRecorder(self.store, self.bus, run, owner), "expired")
 
 
 async def _discard_partial(rec: RunRecorder) -> None:
@@ -177,10 +286,6 @@ async def _discard_partial(rec: RunRecorder) -> None:
                 "message", step["step_details"]["message_creation"]["message_id"], rec.owner, rec.thread_id
             )
         await rec.store.delete("step", step["id"], rec.owner, rec.thread_id)
-
-
-async def _noop() -> None:
-    return None
 
 
 __all__ = ["Executor"]
