@@ -4,7 +4,7 @@
 #   .ci/postgres.sh start DIR   → prints the SQLAlchemy URL (postgresql+asyncpg://…); the cluster's PID is in DIR/pid
 #   .ci/postgres.sh stop DIR    → stops that cluster (by its PID) and removes DIR
 set -euo pipefail
-BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
+BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)}
 RUN_AS=${PG_USER:-postgres}
 as_user() { if [ "$(id -u)" = 0 ]; then runuser -u "$RUN_AS" -- "$@"; else "$@"; fi; }
 
@@ -14,7 +14,8 @@ case "${1:-}" in
       export DEBIAN_FRONTEND=noninteractive
       apt-get update -qq
       apt-get install -y -qq postgresql >/dev/null
-    fi ;;
+    fi
+    id postgres >/dev/null 2>&1 || { echo "the postgresql package made no postgres user" >&2; exit 1; } ;;
   start)
     dir=$2
     [ -n "$BIN" ] && [ -x "$BIN/initdb" ] || { echo "no PostgreSQL server binaries (run: $0 install)" >&2; exit 1; }
