@@ -100,8 +100,11 @@ class Store:
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.sqlite else None
 
     async def open(self) -> None:
+        """Create or upgrade the schema (Alembic migrations; see agent/store/schema.py)."""
+        from agent.store import schema
+
         async with self.writer.begin() as conn:
-            await conn.run_sync(metadata.create_all)
+            await conn.run_sync(schema.upgrade)
 
     async def close(self) -> None:
         for engine in {self.engine, self.writer, self.leases}:
