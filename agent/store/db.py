@@ -15,9 +15,11 @@ import functools
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 KINDS = (
@@ -78,7 +80,11 @@ class Page:
 
 
 class Store:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, files_dir: Path | None = None) -> None:
+        """``files_dir``: where file bytes go with SQLite (next to the database file by default); on
+        PostgreSQL they are kept in the database, like everything else."""
+        from agent.store.blobs import Blobs, DatabaseBlobs, DiskBlobs
+
         self.url = url
         self.sqlite = url.startswith("sqlite")
         if self.sqlite:
@@ -98,6 +104,11 @@ class Store:
         # SQLite has one writer at a time: serialising this process's writes avoids "database is locked".
         # PostgreSQL locks rows, not the database: no process-wide lock there.
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.sqlite else None
+        self.blobs: Blobs = (
+            DiskBlobs(files_dir or Path(make_url(url).database or ".").resolve().parent / "files")
+            if self.sqlite
+            else DatabaseBlobs(self)
+        )
 
     async def open(self) -> None:
         """Create or upgrade the schema (Alembic migrations; see agent/store/schema.py)."""

@@ -124,3 +124,44 @@ async def release(store: Store, prefix: str) -> None:
     async with store.write() as conn:
         q = sa.update(RUN).where(RUN.c.lease.startswith(prefix, autoescape=True))
         await conn.execute(q.values(lease=None, lease_until=None))
+
+
+# --- background jobs kept as rows (vector store files being ingested): any replica takes one ----------------
+async def claim_jobs(
+    store: Store, kind: str, holder: str, seconds: int, *, limit: int, job: tuple[str, str] | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """Lease up to ``limit`` rows ``in_progress`` that no live replica works on (``FOR UPDATE SKIP LOCKED``:
+    replicas claiming together never take the same row); ``job`` = (id, parent) for one given row.
+    Returns (owner, object) of each row taken."""
+    t = TABLES[kind]
+    async with store.write() as conn:
+        now = int(time.time())
+        free = sa.or_(t.c.lease.is_(None), t.c.lease_until < now)
+        q = sa.select(t.c.seq, t.c.owner, t.c.data).where(t.c.status == "in_progress", free)
+        if job is not None:
+            q = q.where(t.c.id == job[0], t.c.parent == job[1])
+        q = q.order_by(t.c.seq).limit(limit).with_for_update(skip_locked=True)
+        rows = (await conn.execute(q)).all()
+        if rows:
+            taken = sa.update(t).where(t.c.seq.in_([r[0] for r in rows]))
+            await conn.execute(taken.values(lease=holder, lease_until=now + seconds))
+    return [(owner, json.loads(data)) for _, owner, data in rows]
+
+
+async def renew_jobs(store: Store, kind: str, holder: str, seconds: int) -> None:
+    t = TABLES[kind]
+    write = store.write() if store.sqlite else store.leases.begin()
+    async with write as conn:
+        until = int(time.time()) + seconds
+        await conn.execute(sa.update(t).where(t.c.lease == holder).values(lease_until=until))
+
+
+@contextlib.asynccontextmanager
+async def job_fenced(
+    store: Store, kind: str, job: tuple[str, str], holder: str
+) -> AsyncIterator[tuple[AsyncConnection, str | None]]:
+    """A transaction in which the job's row is locked; yields its status, None when ``holder`` lost it."""
+    t = TABLES[kind]
+    async with store.write() as conn:
+        q = sa.update(t).where(t.c.id == job[0], t.c.parent == job[1], t.c.lease == holder)
+        yield conn, await conn.scalar(q.values(lease=t.c.lease).returning(t.c.status))
