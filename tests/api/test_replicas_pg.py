@@ -264,3 +264,48 @@ def test_a_restarted_replica_resumes_its_runs_without_waiting_for_its_old_lease(
         assert assistant_texts(a.client(), t.id) == ["resumed"]
     finally:
         replicas.stop()
+
+
+def test_replicas_with_separate_data_directories_share_files_and_search(
+    cluster: Replicas, model: ScriptedModel
+) -> None:
+    a, b = cluster.start("a"), cluster.start("b")
+    ca, cb = a.client(), b.client()
+    big = bytes(range(256)) * (3 * 4096 + 7)  # three chunks and a bit: streamed, never whole
+    up = ca.files.create(file=("big.bin", big), purpose="assistants")
+    assert cb.files.content(up.id).read() == big
+    doc = ca.files.create(
+        file=("notes.md", b"# Pumps\n\nThe bilge pump on deck three is serviced every Tuesday."),
+        purpose="assistants",
+    )
+    vs = ca.vector_stores.create(name="shared", file_ids=[doc.id])
+    wait_for("the file to be ingested", lambda: cb.vector_stores.retrieve(vs.id).file_counts.completed == 1)
+    hits = cb.vector_stores.search(vs.id, query="when is the bilge pump serviced?").data
+    assert hits and hits[0].file_id == doc.id and "Tuesday" in hits[0].content[0].text
+    cb.files.delete(up.id)
+    with pytest.raises(openai.NotFoundError):
+        ca.files.content(up.id)
+    on_disk = [p.name for name in ("a", "b") for p in (cluster.tmp_path / name).rglob("*") if p.is_file()]
+    assert [
+        n for n in on_disk if n.startswith("file-") or n == "search.db"
+    ] == []  # nothing on a replica's disk
+
+
+def test_concurrent_runs_on_one_thread_through_two_replicas_exactly_one_wins(
+    cluster: Replicas, model: ScriptedModel
+) -> None:
+    a, b = cluster.start("a"), cluster.start("b")
+    ca, cb = a.client(), b.client()
+    asst = ca.beta.assistants.create(model="m")
+    for _ in range(5):
+        t = ca.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+        outcomes = simultaneously(
+            *(
+                lambda c=c, t=t: c.beta.threads.runs.create(thread_id=t.id, assistant_id=asst.id)
+                for c in (ca, cb)
+            )
+        )
+        assert sorted(outcomes) == ["accepted", "rejected"]
+        [run] = cb.beta.threads.runs.list(t.id).data
+        assert cb.beta.threads.runs.poll(run.id, thread_id=t.id, poll_interval_ms=50).status == "completed"
+        assert assistant_texts(cb, t.id) == ["OK"]
