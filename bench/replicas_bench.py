@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import openai
@@ -89,6 +90,7 @@ def measure(
 
 
 def main() -> None:
+    warnings.filterwarnings("ignore", category=DeprecationWarning)  # the SDK's notice about Assistants
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=150)
     parser.add_argument("--concurrency", type=int, default=24)

@@ -58,17 +58,24 @@ class Executor:
         self._ending: dict[str, str] = {}  # run id → "cancelled" | "expired" | "lost" for a running task
         self._loops: list[asyncio.Task[None]] = []
         self._room = asyncio.Event()  # a leg ended: there is room to claim a queued run
+        self._renewed = time.monotonic()  # when this process's leases were last renewed
 
     def lease(self, run_id: str, stream: bool = True) -> dict[str, object]:
         """Columns that give this replica a run (written with the run's creation or resumption). At
         capacity a polled run is left for any replica to claim; a streamed one runs here (its events are here)."""
-        if not stream and len(self._tasks) >= self.max_runs:
+        if not stream and not self._has_room():
             return {"lease": None, "lease_until": None}
         token = next(self._tokens)
         self._given[run_id] = token
         while len(self._given) > 10_000:  # leases given to writes that then failed
             self._given.pop(next(iter(self._given)))
         return {"lease": token, "lease_until": int(time.time()) + self.lease_seconds}
+
+    def _has_room(self) -> bool:
+        """Whether this replica can take one more run and keep it leased: below ``max_runs``, and its
+        renewals keeping up (the last one less than half a lease ago)."""
+        late = time.monotonic() - self._renewed > self.lease_seconds / 2
+        return len(self._tasks) < self.max_runs and not late
 
     async def start(self) -> None:
         """Resume what a previous process left behind, then keep the leases and watch deadlines."""
@@ -82,7 +89,7 @@ class Executor:
     async def _take_over(self) -> None:
         """Resume runs no live replica executes (queued without a lease, a dead replica's, our own old ones)."""
         room = self.max_runs - len(self._tasks)
-        if room <= 0:
+        if room <= 0 or not self._has_room():
             return
         for c in await claim(
             self.store, self.instance, self.epoch, self._tokens, self.lease_seconds, limit=room
@@ -248,6 +255,7 @@ class Executor:
         replica was asked to cancel."""
         started = time.monotonic()
         rows = await renew(self.store, self.prefix, self.lease_seconds)
+        self._renewed = started
         held = {lease for _, lease, _ in rows}
         for run_id, lease, status in rows:
             leg = self._legs.get(run_id)
