@@ -309,3 +309,19 @@ def test_concurrent_runs_on_one_thread_through_two_replicas_exactly_one_wins(
         [run] = cb.beta.threads.runs.list(t.id).data
         assert cb.beta.threads.runs.poll(run.id, thread_id=t.id, poll_interval_ms=50).status == "completed"
         assert assistant_texts(cb, t.id) == ["OK"]
+
+
+def test_run_of_a_killed_replica_is_finished_by_another(cluster: Replicas, model: ScriptedModel) -> None:
+    held = Gate()
+    model.script(Text("lost", pieces=["lost", " with a"], pause=held, pause_after=1), Text("finished by b"))
+    a, b = cluster.start("a"), cluster.start("b")
+    ca, cb = a.client(), b.client()
+    asst = ca.beta.assistants.create(model="m")
+    t = ca.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    run = ca.beta.threads.runs.create(thread_id=t.id, assistant_id=asst.id)
+    wait_for("a to stream the answer", lambda: ca.beta.threads.messages.list(t.id, run_id=run.id).data)
+    a.kill9()
+    held.set()
+    final = cb.beta.threads.runs.poll(run.id, thread_id=t.id, poll_interval_ms=100)
+    assert final.status == "completed"
+    assert assistant_texts(cb, t.id) == ["finished by b"] and len(model.requests) == 2
