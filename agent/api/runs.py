@@ -195,6 +195,7 @@ async def create(request: web.Request) -> web.StreamResponse:
     extra = [messages.from_request(thread_id, m) for m in body.additional_messages or []]
     try:
         async with store(request).write() as conn:
+            await db.lock(conn, "thread", thread_id)  # a message being added meanwhile goes first
             for msg in extra:
                 await messages.insert(conn, msg, owner(request))
             lease = request.app[EXECUTOR].lease(run["id"], bool(body.stream))

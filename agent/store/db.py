@@ -334,6 +334,13 @@ async def delete_children(conn: AsyncConnection, kind: str, parent: str) -> None
     await conn.execute(sa.delete(t).where(t.c.parent == parent))
 
 
+async def lock(conn: AsyncConnection, kind: str, object_id: str) -> None:
+    """Hold the object's row until the transaction ends, so that writes about it take turns (also across
+    replicas: ``FOR UPDATE`` on PostgreSQL; a SQLite write transaction holds the whole database)."""
+    t = TABLES[kind]
+    await conn.execute(sa.select(t.c.seq).where(t.c.id == object_id).with_for_update())
+
+
 async def active_run(conn: AsyncConnection, thread_id: str) -> str | None:
     t = TABLES["run"]
     q = sa.select(t.c.id).where(t.c.parent == thread_id, t.c.status.in_(ACTIVE_RUN)).limit(1)
