@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import math
@@ -222,6 +223,15 @@ class Malformed(Turn):
 
     line: str = "data: {this is not json"
     pieces: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Comments(Turn):
+    """A stream that never says anything: response headers, then an SSE comment (`: ping`) every
+    `every` seconds until the client goes away or the server stops (a backend stuck behind a proxy that
+    keeps the connection alive)."""
+
+    every: float = 0.05
 
 
 @dataclass
@@ -533,7 +543,8 @@ class _Reply:
             headers={"Server": "llama.cpp", "X-Accel-Buffering": "no", "Content-Type": "text/event-stream"}
         )
         await resp.prepare(self.request)
-        await self._event({"role": "assistant", "content": None})
+        if not isinstance(turn, Comments):
+            await self._event({"role": "assistant", "content": None})
         if isinstance(turn, Text):
             for piece in turn.parts():
                 await self._piece({"content": piece})
@@ -560,6 +571,8 @@ class _Reply:
         elif isinstance(turn, Disconnect):
             for piece in turn.pieces:
                 await self._piece({"content": piece})
+        elif isinstance(turn, Comments):
+            await self._comments(turn)
         elif isinstance(turn, Malformed):
             for piece in turn.pieces:
                 await self._piece({"content": piece})
@@ -598,6 +611,14 @@ class _Reply:
             },
             dumps=_dumps,
         )
+
+    async def _comments(self, turn: Comments) -> None:
+        assert self.resp is not None and self.server._stop is not None
+        stop = self.server._stop
+        while not stop.is_set():
+            await self.resp.write(b": ping\n\n")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), turn.every)
 
     async def _raw(self, turn: Raw) -> web.StreamResponse:
         headers = {"Server": "llama.cpp", "Content-Type": turn.content_type}
