@@ -13,10 +13,12 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import generate_latest
 
 RUN_FINAL = ("completed", "incomplete", "failed", "cancelled", "expired")
 _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+"""The classic text format, which every Prometheus version reads."""
 _RATE = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
 
@@ -125,6 +127,6 @@ def calculator_metrics(timeouts: Callable[[], int]) -> Callable[[], Iterator[Met
 def handler(metrics_of: Callable[[web.Request], Metrics]) -> Callable[[web.Request], Any]:
     async def serve(request: web.Request) -> web.Response:
         body = metrics_of(request).scrape()
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
     return serve

@@ -105,6 +105,7 @@ class Executor:
         try:
             ctx = await self._context(rec)
             await execute(rec, self.env, ctx)
+            log.info("run %s is %s", run["id"], run["status"])
         except asyncio.CancelledError:
             outcome = self._ending.pop(run["id"], None)
             if outcome is None:
