@@ -32,6 +32,7 @@ from agent.engine.ingest import Ingestor
 from agent.engine.loop import Env
 from agent.errors import Handler, Unauthorized, error_middleware
 from agent.llm import ChatModel, OpenAICompatModel
+from agent.llm.managed import ManagedModel, ManagedModelError
 from agent.metrics import Metrics
 from agent.observe import add_request_id, observe
 from agent.retrieval import OpenAIEmbedder, SearchIndex
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, model: ChatModel | None = None)
     for module in (assistants, threads, messages, runs, steps, files, vector_stores, models):
         app.router.add_routes(module.routes)
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.insert(0, _managed_model_ctx)  # first: later contexts use the model server's URL
     app.cleanup_ctx.append(_model_ctx(model))
     app.cleanup_ctx.append(_ingest_ctx)
     app.cleanup_ctx.append(_tools_ctx)
@@ -149,6 +151,43 @@ async def _executor_ctx(app: web.Application) -> AsyncIterator[None]:
     await executor.start()
     yield
     await executor.close()
+
+
+async def _managed_model_ctx(app: web.Application) -> AsyncIterator[None]:
+    """``AGENT_MODEL_FILE``: run llama-server for it (a second one for embeddings when they are wanted)."""
+    settings = app[SETTINGS]
+    if settings.model_file is None:
+        yield
+        return
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    def managed(role: str) -> ManagedModel:
+        log_file = settings.data_dir / f"llama-server-{role}.log"
+        return ManagedModel.from_args(
+            settings.model_file,  # type: ignore[arg-type]
+            settings.model_server_bin,
+            settings.model_context,
+            settings.model_server_args,
+            log_file=log_file,
+            role=role,
+        )
+
+    started = [managed("chat")]
+    await started[0].start()
+    update = {"model_url": started[0].url}
+    if settings.embeddings and not settings.embeddings_url:
+        embedder = managed("embeddings")
+        try:
+            update["embeddings_url"] = await embedder.start()
+            started.append(embedder)
+        except ManagedModelError as err:
+            log.info("file_search: no embeddings server for %s: %s", settings.model_file, err.message)
+    app[SETTINGS] = settings.model_copy(update=update)
+    try:
+        yield
+    finally:
+        for server in started:
+            await server.close()
 
 
 async def _drain(app: web.Application) -> None:

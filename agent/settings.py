@@ -57,6 +57,16 @@ class Settings(BaseSettings):
     max_run_turns: int = Field(default=25, ge=1)
     """Cap on model calls within one run."""
 
+    # -- a managed model server -------------------------------------------------------------------------
+    model_file: Path | None = None
+    """A GGUF file: the service starts ``llama-server`` for it (and stops it); ``AGENT_MODEL_URL`` is then
+    ignored."""
+    model_server_bin: str | None = None
+    """The ``llama-server`` to run for ``AGENT_MODEL_FILE``; else ``PATH``, else the one
+    ``.ci/llama-server.sh`` builds."""
+    model_server_args: str = ""
+    """Extra arguments for the managed ``llama-server`` (e.g. ``-t 8 -ngl 99``)."""
+
     # -- timeouts and shutdown --------------------------------------------------------------------------
     model_read_timeout: float = Field(default=60.0, gt=0)
     """Seconds the model server may send no data (SSE comments do not count) before the run fails."""
