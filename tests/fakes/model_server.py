@@ -1,7 +1,7 @@
 """A scripted fake of llama.cpp's `llama-server`: a real aiohttp app on a loopback port.
 
 It speaks `/v1/chat/completions` (stream and non-stream) with the exact shapes recorded in
-shared/fixtures/llama-server/ (ids `chatcmpl-…`, tool-call ids of 32 alphanumerics without `call_`,
+tests/fixtures/llama-server/ (ids `chatcmpl-…`, tool-call ids of 32 alphanumerics without `call_`,
 `content: null` role chunk first, index+id+type+name with the first argument piece, usage in a last
 chunk when `stream_options.include_usage`, `data: [DONE]`), plus `/v1/models`, `/health` and
 `/v1/embeddings` (deterministic hashed bag-of-words vectors).
@@ -244,7 +244,7 @@ class Raw(Turn):
 
     @classmethod
     def from_fixture(cls, path: str | Path) -> Raw:
-        """The HTTP response recorded in a shared/fixtures/llama-server/*.txt file: status, content type
+        """The HTTP response recorded in a tests/fixtures/llama-server/*.txt file: status, content type
         and the body, split where the recorded chunked encoding split it."""
         data = Path(path).read_bytes()
         response = data[data.index(b"\n", data.index(b"##### RESPONSE")) + 1 :]
