@@ -18,6 +18,7 @@ from agent.app_keys import (
     EXECUTOR,
     FILE_DELETED,
     INGESTOR,
+    MANAGED,
     METRICS,
     MODEL,
     OWNER,
@@ -172,7 +173,7 @@ async def _managed_model_ctx(app: web.Application) -> AsyncIterator[None]:
             role=role,
         )
 
-    started = [managed("chat")]
+    started = app[MANAGED] = [managed("chat")]
     await started[0].start()
     update = {"model_url": started[0].url}
     if settings.embeddings and not settings.embeddings_url:

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from agent.engine.executor import Executor
     from agent.engine.ingest import Ingestor
     from agent.llm import ChatModel
+    from agent.llm.managed import ManagedModel
     from agent.metrics import Metrics
     from agent.settings import Settings
     from agent.store import Store
@@ -28,3 +29,4 @@ INGESTOR: web.AppKey[Ingestor] = web.AppKey("ingestor")
 OWNER: web.RequestKey[str] = web.RequestKey("owner", str)
 TOOLS: web.AppKey[dict[str, ServerTool]] = web.AppKey("tools")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+MANAGED: web.AppKey[list[ManagedModel]] = web.AppKey("managed_models")
