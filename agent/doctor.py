@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 
@@ -188,8 +190,13 @@ async def diagnose(settings: Settings) -> list[Check]:
 async def _check_managed(settings: Settings) -> list[Check]:
     """Start llama-server for ``AGENT_MODEL_FILE`` as the service would, check it, stop it."""
     assert settings.model_file is not None
+    log_file = Path(tempfile.mkdtemp(prefix="agent-doctor-")) / "llama-server.log"
     managed = ManagedModel.from_args(
-        settings.model_file, settings.model_server_bin, settings.model_context, settings.model_server_args
+        settings.model_file,
+        settings.model_server_bin,
+        settings.model_context,
+        settings.model_server_args,
+        log_file=log_file,
     )
     try:
         url = await managed.start()
@@ -199,6 +206,7 @@ async def _check_managed(settings: Settings) -> list[Check]:
         return [Check("managed model", FAIL, err.message, err.fix)]
     finally:
         await managed.close()
+        shutil.rmtree(log_file.parent, ignore_errors=True)
 
 
 def render(checks: list[Check]) -> str:

@@ -19,6 +19,8 @@ log = logging.getLogger("agent.access")
 REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("request_id", str)
 GONE: web.RequestKey[bool] = web.RequestKey("client_gone", bool)
 """Set when the client went away before the response was complete (logged as status 499)."""
+QUIET = ("/health", "/metrics")
+"""Probes and scrapes come every few seconds: their lines are DEBUG (errors stay INFO)."""
 _GOOD_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
 
 
@@ -58,7 +60,9 @@ def _record(request: web.Request, status: int, seconds: float) -> None:
         metrics.http_requests.labels(request.method, route, str(status)).inc()
         metrics.http_seconds.labels(route).observe(seconds)
     ms = round(seconds * 1000, 1)
-    log.info(
+    quiet = request.path in QUIET and status < 400
+    log.log(
+        logging.DEBUG if quiet else logging.INFO,
         "%s %s %d %.1f ms%s",
         request.method,
         request.path,
