@@ -146,11 +146,15 @@ async def check_database(settings: Settings) -> list[Check]:
 
     url = settings.db_url
     shown = url.split("@")[-1] if "@" in url else url  # never print a password
+    fix = "check AGENT_DATABASE_URL (for PostgreSQL: `pip install -e '.[postgres]'`, server running)"
+    if url.startswith("sqlite") and "///" in url:
+        folder = Path(url.split("///", 1)[1].split("?")[0]).parent
+        if not folder.is_dir():  # (opening it would fail in aiosqlite's own thread, noisily)
+            return [Check("database", FAIL, f"{shown}: the directory {folder} does not exist", fix)]
     store = Store(url)
     try:
         await asyncio.wait_for(store.open(), 20)
     except Exception as err:
-        fix = "check AGENT_DATABASE_URL (for PostgreSQL: `pip install -e '.[postgres]'`, server running)"
         return [Check("database", FAIL, f"{shown}: {type(err).__name__}: {str(err)[:200]}", fix)]
     finally:
         await store.close()
