@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OUTSIDE = re.compile(r"""/work/shared|\.\./shared|["']shared["']""")
+OUTSIDE = re.compile(r"""/work/shared|\.\./shared|/\s*["']shared["']|["']shared["']\s*/""")
 """The shared folder beside the checkout, however a path to it would be spelled."""
 
 
