@@ -112,7 +112,7 @@ class ManagedModel:
                 "AGENT_MODEL_SERVER_BIN",
             )
         cmd = [binary, "--host", "127.0.0.1", "--port", str(self.port), "-m", str(self.model_file)]
-        cmd += ["-c", str(self.context), "--no-webui"]
+        cmd += ["-c", str(self.context), "--no-webui", "--alias", self.model_file.stem]  # not the path
         cmd += ["--embeddings", "--pooling", "mean"] if self.role == "embeddings" else ["--jinja"]
         return cmd + self.args
 

@@ -74,7 +74,7 @@ def test_a_run_on_the_managed_model(managed: LiveServer) -> None:
     assert props["default_generation_settings"]["n_ctx"] == 1024
 
     sdk = managed.client()
-    assert "model.gguf" in {m.id for m in sdk.models.list().data}
+    assert "model" in {m.id for m in sdk.models.list().data}  # the file's name, not its path
     a = sdk.beta.assistants.create(model="gpt-4o", instructions="Tell a story.")
     run = sdk.beta.threads.create_and_run_poll(
         assistant_id=a.id, thread={"messages": [{"role": "user", "content": "Once upon a time"}]}
@@ -114,7 +114,10 @@ def test_a_dead_server_fails_runs_clearly_and_comes_back(managed: LiveServer) ->
         )
         assert run.status == "failed"
         assert run.last_error is not None and run.last_error.code == "server_error"
-        assert run.last_error.message.startswith(f"model server unreachable at {chat.url}")
+        assert run.last_error.message in (  # down, or up again and failing to load the model
+            f"model server unreachable at {chat.url}: Connection refused",
+            "model server returned 503: Loading model",
+        )
     finally:
         hidden.rename(model_file)
     wait_for(lambda: chat.pid is not None and chat.pid != first)
