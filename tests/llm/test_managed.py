@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,3 +139,19 @@ async def test_stopped_by_pid_on_close(built: None, tmp_path: Path) -> None:
     await chat.close()
     assert not alive(pid) and chat.pid is None
     assert "llama" in (tmp_path / "llama.log").read_text().lower()
+
+
+def test_doctor_starts_and_checks_the_managed_model(built: None, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "AGENT_DATA_DIR": str(tmp_path),
+        "AGENT_SANDBOX_ENABLED": "false",
+        "AGENT_MODEL_FILE": str(MODEL),
+        "AGENT_MODEL_SERVER_ARGS": "-n 16 -t 1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "agent", "doctor"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"ok    managed model   {find_binary()} serves {MODEL}" in done.stdout
+    assert "answers; models: stories260K-qwen-tools" in done.stdout
