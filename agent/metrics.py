@@ -53,7 +53,11 @@ class Metrics:
             "agent_model_tokens_per_second", "Completion tokens per second after the first token",
             buckets=_RATE, registry=r,
         )  # fmt: skip
-        self.model_errors = Counter("agent_model_errors", "Model calls that failed a run turn", registry=r)
+        self.model_errors = Counter(
+            "agent_model_errors",
+            "Runs failed by the model server or the model (timeouts, errors, bad calls)",
+            registry=r,
+        )
         self.tool_calls = Counter(
             "agent_tool_calls", "Server-side tool calls by tool and outcome (ok, error, invalid)",
             ["tool", "outcome"], registry=r,

@@ -19,6 +19,7 @@ log = logging.getLogger("agent.access")
 REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("request_id", str)
 GONE: web.RequestKey[bool] = web.RequestKey("client_gone", bool)
 """Set when the client went away before the response was complete (logged as status 499)."""
+METHODS = frozenset({"GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS"})
 QUIET = ("/health", "/metrics")
 """Probes and scrapes come every few seconds: their lines are DEBUG (errors stay INFO)."""
 _GOOD_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
@@ -57,7 +58,8 @@ def _record(request: web.Request, status: int, seconds: float) -> None:
     route = resource.canonical if resource is not None else "(unmatched)"
     metrics = request.app.get(METRICS)
     if metrics is not None:
-        metrics.http_requests.labels(request.method, route, str(status)).inc()
+        method = request.method if request.method in METHODS else "OTHER"  # labels stay few
+        metrics.http_requests.labels(method, route, str(status)).inc()
         metrics.http_seconds.labels(route).observe(seconds)
     ms = round(seconds * 1000, 1)
     quiet = request.path in QUIET and status < 400

@@ -165,3 +165,10 @@ def test_sandbox_metrics_after_a_code_interpreter_run(
         assert (name, frozenset()) in after
     ok = {"tool": "code_interpreter", "outcome": "ok"}
     assert value(after, "agent_tool_calls_total", **ok) - value(before, "agent_tool_calls_total", **ok) == 1
+
+
+def test_odd_methods_do_not_make_new_labels(spine: LiveServer) -> None:
+    httpx.request("PROPFIND", spine.url + "/v1/assistants")
+    samples = scrape(spine.url)
+    methods = {dict(labels).get("method") for name, labels in samples if name == "agent_http_requests_total"}
+    assert "PROPFIND" not in methods and "OTHER" in methods
