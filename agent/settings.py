@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -82,6 +82,13 @@ class Settings(BaseSettings):
     """``text`` (one readable line per event) or ``json`` (one JSON object per line)."""
     log_level: str = "INFO"
     """Python logging level name (``DEBUG``, ``INFO``, ``WARNING``…)."""
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("AGENT_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value.upper()
 
     # -- tunables -----------------------------------------------------------------------------------------
     lease_seconds: int = Field(default=10, ge=2)
