@@ -25,6 +25,7 @@ from agent.engine.bus import EventBus
 from agent.engine.loop import Env, execute
 from agent.engine.records import LEG_END, RunRecorder
 from agent.llm import ModelError
+from agent.logs import RUN_ID
 from agent.store import Store
 from agent.store.leases import CancelRequested, FencedStore, LeaseLost, claim, release, renew
 from agent.tools import ToolContext
@@ -59,6 +60,7 @@ class Executor:
         self._loops: list[asyncio.Task[None]] = []
         self._room = asyncio.Event()  # a leg ended: there is room to claim a queued run
         self._renewed = time.monotonic()  # when this process's leases were last renewed
+        self._closed = False
 
     def lease(self, run_id: str, stream: bool = True) -> dict[str, object]:
         """Columns that give this replica a run (written with the run's creation or resumption). At
@@ -89,7 +91,7 @@ class Executor:
     async def _take_over(self) -> None:
         """Resume runs no live replica executes (queued without a lease, a dead replica's, our own old ones)."""
         room = self.max_runs - len(self._tasks)
-        if room <= 0 or not self._has_room():
+        if room <= 0 or not self._has_room() or self._closed:
             return
         for c in await claim(
             self.store, self.instance, self.epoch, self._tokens, self.lease_seconds, limit=room
@@ -102,10 +104,14 @@ class Executor:
                 await _discard_partial(rec)
             except (LeaseLost, CancelRequested):
                 continue  # seen again at the next claim
+            log.info("resuming run %s (its replica is gone)", c.run["id"])
             rec.run["status"] = "queued"
             self._launch(rec, c.lease)
 
     async def close(self) -> None:
+        """Stop executing (at shutdown); safe to call twice. Runs stay in the store as they are and their
+        leases are given back, so the next replica to start resumes them at once."""
+        self._closed = True
         for loop in self._loops:
             loop.cancel()
         tasks = list(self._tasks.values())
@@ -127,6 +133,8 @@ class Executor:
         return rec
 
     def _launch(self, rec: RunRecorder, token: str) -> None:
+        if self._closed:
+            return  # shutting down: the run waits in the store for the next start
         run_id = rec.run["id"]
         task = asyncio.create_task(self._drive(rec), name=rec.thread_id)
         self._tasks[run_id] = task
@@ -174,9 +182,11 @@ class Executor:
 
     async def _drive(self, rec: RunRecorder) -> None:
         run = rec.run
+        RUN_ID.set(run["id"])  # on every log line of this task
         try:
             ctx = await self._context(rec)
             await execute(rec, self.env, ctx)
+            log.info("run %s is %s", run["id"], run["status"])
         except LeaseLost:
             log.warning("run %s: another replica holds its lease now; this leg stops", run["id"])
         except CancelRequested:
@@ -188,6 +198,8 @@ class Executor:
             if outcome != "lost":
                 await self._finish(rec, outcome)
         except ModelError as err:
+            log.warning("run failed: %s", err.message)
+            self.env.metrics.model_errors.inc()
             await self._fail(rec, {"code": err.code, "message": err.message})
         except Exception as err:  # never leave a run stuck
             log.exception("run %s failed", run["id"])
