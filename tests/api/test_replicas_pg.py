@@ -297,7 +297,9 @@ def test_concurrent_runs_on_one_thread_through_two_replicas_exactly_one_wins(
     a, b = cluster.start("a"), cluster.start("b")
     ca, cb = a.client(), b.client()
     asst = ca.beta.assistants.create(model="m")
-    for _ in range(5):
+    for trial in range(5):
+        held = Gate()  # the winner's run stays active until both requests are answered
+        model.script(Text(f"answer {trial}", gate=held))
         t = ca.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
         outcomes = simultaneously(
             *(
@@ -305,10 +307,11 @@ def test_concurrent_runs_on_one_thread_through_two_replicas_exactly_one_wins(
                 for c in (ca, cb)
             )
         )
+        held.set()
         assert sorted(outcomes) == ["accepted", "rejected"]
         [run] = cb.beta.threads.runs.list(t.id).data
         assert cb.beta.threads.runs.poll(run.id, thread_id=t.id, poll_interval_ms=50).status == "completed"
-        assert assistant_texts(cb, t.id) == ["OK"]
+        assert assistant_texts(cb, t.id) == [f"answer {trial}"]
 
 
 def test_run_of_a_killed_replica_is_finished_by_another(cluster: Replicas, model: ScriptedModel) -> None:
