@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import secrets
-import string
-import time
 from typing import Annotated, Any, Literal, TypeVar
 
 from aiohttp import web
@@ -21,25 +18,12 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from agent.app_keys import OWNER, STORE
+from agent.domain import new_id as new_id  # re-exported: ids and the clock live in agent.domain
+from agent.domain import now as now
 from agent.errors import InvalidRequest, not_found
 from agent.store import Page, Store
 
-_ALPHABET = string.ascii_letters + string.digits
 M = TypeVar("M", bound=BaseModel)
-
-
-def new_id(prefix: str) -> str:
-    """``prefix`` + 24 random base62 characters (~142 bits), from one call to the OS's CSPRNG."""
-    n = secrets.randbits(143)
-    chars = []
-    for _ in range(24):
-        n, r = divmod(n, 62)
-        chars.append(_ALPHABET[r])
-    return prefix + "".join(chars)
-
-
-def now() -> int:
-    return int(time.time())
 
 
 def owner_of_key(key: str | None) -> str:

@@ -15,6 +15,7 @@ import time
 import uuid
 
 from agent.engine.bus import EventBus
+from agent.engine.events import RunError
 from agent.engine.loop import Env, execute
 from agent.engine.records import RunRecorder
 from agent.llm import ModelError
@@ -100,7 +101,7 @@ class Executor:
             if outcome is None:
                 raise  # shutdown: the run stays in the store and resumes at the next start
             await self._finish(rec, outcome)
-        except ModelError as err:
+        except (ModelError, RunError) as err:  # the model server's, the model's, a tool's, the client's
             await self._fail(rec, {"code": err.code, "message": err.message})
         except Exception as err:  # never leave a run stuck
             log.exception("run %s failed", run["id"])

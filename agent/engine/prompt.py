@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.store import Store
+
+if TYPE_CHECKING:
+    from agent.engine.events import RunSpec
 
 CHARS_PER_TOKEN = 4  # estimate used for truncation; the backend's own count decides usage
 
@@ -127,13 +130,13 @@ def _from_turn(history: list[dict[str, Any]], start: int) -> list[dict[str, Any]
     return history[start:]
 
 
-def build(
-    run: dict[str, Any], history: list[dict[str, Any]], context: int, note: str = ""
-) -> list[dict[str, Any]]:
+def build(spec: RunSpec, history: list[dict[str, Any]], context: int, note: str = "") -> list[dict[str, Any]]:
     """System message (instructions, then ``note``: facts about the tools), then the truncated thread."""
-    instructions = "\n\n".join(p for p in (run.get("instructions"), note) if p)
+    instructions = "\n\n".join(p for p in (spec.instructions, note) if p)
     system = [{"role": "system", "content": instructions}] if instructions else []
-    budget = max(256, context - estimate_tokens(system) - (run.get("max_completion_tokens") or 1024))
-    if run.get("max_prompt_tokens"):
-        budget = min(budget, run["max_prompt_tokens"] - estimate_tokens(system))
-    return system + truncate(history, run.get("truncation_strategy"), budget)
+    if (spec.truncation or {}).get("type") == "disabled":
+        return system + history  # the backend refuses what does not fit (a context overflow)
+    budget = max(256, context - estimate_tokens(system) - (spec.max_completion_tokens or 1024))
+    if spec.max_prompt_tokens:
+        budget = min(budget, spec.max_prompt_tokens - estimate_tokens(system))
+    return system + truncate(history, spec.truncation, budget)
