@@ -240,6 +240,26 @@ def page_response(page: Page) -> web.Response:
     )
 
 
+def page_of(request: web.Request, data: list[dict[str, Any]], cursor_key: str = "id") -> web.Response:
+    """Cursor pages over a list held in memory (``after``, ``limit`` 1..100, ``order`` default desc)."""
+    q = list_query(request)
+    if q.order == "desc":
+        data = list(reversed(data))
+    if q.after:
+        ids = [d[cursor_key] for d in data]
+        data = data[ids.index(q.after) + 1 :] if q.after in ids else data
+    page = data[: q.limit]
+    return web.json_response(
+        {
+            "object": "list",
+            "data": page,
+            "first_id": page[0][cursor_key] if page else None,
+            "last_id": page[-1][cursor_key] if page else None,
+            "has_more": len(data) > q.limit,
+        }
+    )
+
+
 async def get_or_404(
     request: web.Request, kind: str, object_id: str, parent: str | None = None, label: str | None = None
 ) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agent.llm import Usage
-from agent.tools import ServerTool, ToolOutput
+from agent.tools import ServerTool, ToolContext, ToolOutput
 
 
 # --- what the loop reads ----------------------------------------------------------------------------
@@ -199,4 +199,22 @@ class Sink(Protocol):
 
     async def end(self, outcome: Outcome) -> None:
         """Persist and publish the outcome (``RunAgain`` ends a turn, the others end the leg)."""
+        ...
+
+
+class Leg(Sink, Protocol):
+    """What the executor drives: a sink that also knows how to start, stop early and recover."""
+
+    run: dict[str, Any]
+    owner: str
+    thread_id: str
+
+    async def tool_context(self) -> ToolContext: ...
+
+    async def stop_as(self, outcome: str, error: dict[str, str] | None = None) -> None:
+        """End early: ``cancelled``, ``expired`` or ``failed`` (with ``error``)."""
+        ...
+
+    async def discard_partial(self) -> None:
+        """After a crash, drop what the interrupted turn left half-written."""
         ...

@@ -67,12 +67,14 @@ async def execute(sink: Sink, env: Env, ctx: ToolContext) -> Outcome:
         forcing = turn == 0 and not transcript.called_before
         try:
             request = _request(spec, transcript.messages, box, env, forcing, transcript.note, used)
-            completion = await _ask(sink, env.model, request, box)
+            completion, texting = await _ask(sink, env.model, request, box)
             used = used + (completion.usage or Usage())
             _check_limits(spec, completion, used)
         except Limit as limit:
-            outcome: Outcome = Incomplete(limit.reason)
+            outcome: Outcome = Incomplete(limit.reason)  # the open message ends incomplete
         else:
+            if texting:
+                await sink.emit(MessageDone())
             outcome, mistake, tool_calls = await _dispatch(sink, box, ctx, completion, spec, tool_calls)
             mistakes = mistakes + 1 if mistake else 0
         await sink.end(outcome)
@@ -168,8 +170,9 @@ def _request(
     )
 
 
-async def _ask(sink: Sink, model: ChatModel, request: ChatRequest, box: Toolbox) -> Completion:
-    """Stream one completion as events: text deltas, then each call's start and argument deltas."""
+async def _ask(sink: Sink, model: ChatModel, request: ChatRequest, box: Toolbox) -> tuple[Completion, bool]:
+    """Stream one completion as events: text deltas, then each call's start and argument deltas;
+    the completion and whether a message is still open."""
     inputs: dict[int, StringField] = {}  # calls whose code streams as it is written
     texting = False
     async for event in model.stream(request):
@@ -188,11 +191,9 @@ async def _ask(sink: Sink, model: ChatModel, request: ChatRequest, box: Toolbox)
             piece = inputs[event.index].feed(event.arguments) if event.index in inputs else ""
             await sink.emit(ToolCallArgumentsDelta(event.index, event.arguments, piece))
         elif isinstance(event, Completion):
-            if texting:
-                await sink.emit(MessageDone())
             if event.usage:
                 await sink.emit(TurnUsage(event.usage))
-            return event
+            return event, texting
     raise ModelError("The model stream ended without a completion.")
 
 

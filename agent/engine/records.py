@@ -7,6 +7,7 @@ This is where the engine meets the Assistants wire shapes; the loop knows none o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from typing import Any
 
@@ -425,6 +426,47 @@ class RunRecorder:
                     await self.close_message("incomplete", reason=reason)
                     continue
             await self.end_step(step, outcome)
+
+    # --- the executor's verbs ---------------------------------------------------------------------
+    async def tool_context(self) -> ToolContext:
+        run = self.run
+        assistant = self.assistant or await self.store.get("assistant", run["assistant_id"], self.owner) or {}
+        thread = self.thread or await self.store.get("thread", self.thread_id, self.owner) or {}
+        self.ctx = ToolContext(
+            owner=self.owner,
+            thread_id=self.thread_id,
+            run_id=run["id"],
+            assistant=assistant,
+            thread=thread,
+            tools=run["tools"],
+        )
+        return self.ctx
+
+    async def stop_as(self, outcome: str, error: dict[str, str] | None = None) -> None:
+        """The run ends early (cancelled/failed/expired); a failure is first an ``error`` event."""
+        if error is not None:  # streams raise on this (spec §4.5), then see the run's terminal event
+            self.publish(
+                "error",
+                {
+                    "error": {
+                        "message": error["message"],
+                        "type": error["code"],
+                        "param": None,
+                        "code": error["code"],
+                    }
+                },
+            )
+        with contextlib.suppress(Exception):
+            await self.abandon(outcome)
+        await self.set_status(outcome, last_error=error) if error else await self.set_status(outcome)
+
+    async def discard_partial(self) -> None:
+        """After a crash: drop the unfinished step (and its message) so the turn can be taken again."""
+        for step in await self.open_steps():
+            if step["type"] == "message_creation":
+                msg_id = step["step_details"]["message_creation"]["message_id"]
+                await self.store.delete("message", msg_id, self.owner, self.thread_id)
+            await self.store.delete("step", step["id"], self.owner, self.thread_id)
 
     async def open_steps(self) -> list[dict[str, Any]]:
         page = await self.store.list(
