@@ -10,7 +10,18 @@ from typing import Any
 from aiohttp import web
 
 from agent import metrics as prom
-from agent.api import assistants, files, messages, models, runs, steps, threads, vector_stores
+from agent.api import (
+    assistants,
+    conversations,
+    files,
+    messages,
+    models,
+    responses,
+    runs,
+    steps,
+    threads,
+    vector_stores,
+)
 from agent.api.common import owner_of_key
 from agent.app_keys import (
     BUS,
@@ -90,6 +101,8 @@ def create_app(settings: Settings | None = None, model: ChatModel | None = None)
     app[FILE_DELETED] = []
     app.router.add_get("/health", health)
     for module in (assistants, threads, messages, runs, steps, files, vector_stores, models):
+        app.router.add_routes(module.routes)
+    for module in (responses, conversations):
         app.router.add_routes(module.routes)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.insert(0, _managed_model_ctx)  # first: later contexts use the model server's URL

@@ -22,13 +22,14 @@ import uuid
 from typing import Any
 
 from agent.engine.bus import EventBus
+from agent.engine.events import Leg, RunError
 from agent.engine.loop import Env, execute
 from agent.engine.records import LEG_END, RunRecorder
+from agent.engine.responding import ResponseRecorder
 from agent.llm import ModelError
 from agent.logs import RUN_ID
 from agent.store import Store
 from agent.store.leases import CancelRequested, FencedStore, LeaseLost, claim, release, renew
-from agent.tools import ToolContext
 
 log = logging.getLogger(__name__)
 OPEN = ("queued", "in_progress", "cancelling", "requires_action")
@@ -54,7 +55,9 @@ class Executor:
         self.lease_seconds, self.max_runs = max(2, lease_seconds), max(1, max_runs)
         self._tokens = (f"{self.prefix}{n}" for n in itertools.count())
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._legs: dict[str, tuple[str, float, RunRecorder]] = {}  # run id → (lease, launched at, rec)
+        self._finishing: set[asyncio.Future[None]] = set()
+        self._live: dict[str, Leg] = {}  # what each task executes (a response's stream replays from it)
+        self._legs: dict[str, tuple[str | None, float, Leg]] = {}  # run id → (lease, launched at, rec)
         self._given: dict[str, str] = {}  # run id → lease written by an API handler, until launched
         self._ending: dict[str, str] = {}  # run id → "cancelled" | "expired" | "lost" for a running task
         self._loops: list[asyncio.Task[None]] = []
@@ -96,17 +99,33 @@ class Executor:
         for c in await claim(
             self.store, self.instance, self.epoch, self._tokens, self.lease_seconds, limit=room
         ):
-            rec = self._fenced(RunRecorder(self.store, self.bus, c.run, c.owner), c.lease)
+            rec = self._fenced(self.recorder(c.run, c.owner), c.lease)
             if c.run["status"] == "cancelling":
                 await self._finish(rec, "cancelled")
                 continue
             try:
-                await _discard_partial(rec)
+                await rec.discard_partial()
             except (LeaseLost, CancelRequested):
                 continue  # seen again at the next claim
             log.info("resuming run %s (its replica is gone)", c.run["id"])
             rec.run["status"] = "queued"
             self._launch(rec, c.lease)
+
+    def recorder(self, run: dict[str, object], owner: str) -> Leg:
+        """The rendering a stored run row asks for: a response, or an Assistants run."""
+        if run.get("object") == "response":
+            return ResponseRecorder(self.store, self.bus, run, owner)
+        return RunRecorder(self.store, self.bus, run, owner)
+
+    def live(self, run_id: str) -> Leg | None:
+        """The run or response this replica is executing now, if it is."""
+        return self._live.get(run_id)
+
+    async def wait(self, run_id: str) -> None:
+        """Until this replica's task for the run (if any) has finished."""
+        task = self._tasks.get(run_id)
+        if task is not None:
+            await asyncio.wait({task})  # a waiter that goes away does not cancel the task
 
     async def close(self) -> None:
         """Stop executing (at shutdown); safe to call twice. Runs stay in the store as they are and their
@@ -121,41 +140,53 @@ class Executor:
         with contextlib.suppress(Exception):
             await release(self.store, self.prefix)
 
-    def launch(self, rec: RunRecorder) -> None:
+    def launch(self, rec: Leg) -> None:
         """Execute a run whose lease an API handler just wrote (``lease(run_id)``); a run left without
-        one waits, queued, for the first replica with room."""
+        one waits, queued, for the first replica with room. A response kept nowhere (``store: false``)
+        has no row to lease: it runs here, unfenced."""
         token = self._given.pop(rec.run["id"], None)
         if token is not None:
             self._launch(self._fenced(rec, token), token)
+        elif not getattr(rec, "persist", True):
+            self._launch(rec, None)
 
-    def _fenced(self, rec: RunRecorder, token: str) -> RunRecorder:
-        rec.store = FencedStore(self.store, rec.run["id"], token)
+    def _fenced(self, rec: Leg, token: str) -> Leg:
+        rec.store = FencedStore(self.store, rec.run["id"], token)  # type: ignore[attr-defined]
         return rec
 
-    def _launch(self, rec: RunRecorder, token: str) -> None:
+    def _launch(self, rec: Leg, token: str | None) -> None:
         if self._closed:
             return  # shutting down: the run waits in the store for the next start
         run_id = rec.run["id"]
         task = asyncio.create_task(self._drive(rec), name=rec.thread_id)
-        self._tasks[run_id] = task
+        self._tasks[run_id], self._live[run_id] = task, rec
         self._legs[run_id] = (token, time.monotonic(), rec)
 
-        def done(_t: asyncio.Task[None]) -> None:
+        def done(t: asyncio.Task[None]) -> None:
             if self._tasks.get(run_id) is task:
                 self._tasks.pop(run_id, None)
+                self._live.pop(run_id, None)
                 self._legs.pop(run_id, None)
             self._room.set()
+            outcome = self._ending.pop(run_id, None)
+            if t.cancelled() and outcome not in (None, "lost"):  # stopped before it began: finish it here
+                finishing = asyncio.ensure_future(self._finish(rec, str(outcome)))
+                self._finishing.add(finishing)
+                finishing.add_done_callback(self._finishing.discard)
 
         task.add_done_callback(done)
 
     async def thread_deleted(self, thread_id: str) -> None:
         """A deleted thread's runs stop where they are (their rows are already gone)."""
-        tasks = [t for t in self._tasks.values() if t.get_name() == thread_id]
+        ids = [i for i, t in self._tasks.items() if t.get_name() == thread_id]
+        tasks = [self._tasks[i] for i in ids]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for run_id in ids:
+            self.bus.publish(run_id, "_end", {})  # streams of a response close (there is no event for it)
 
-    async def stop(self, rec: RunRecorder, outcome: str) -> None:
+    async def stop(self, rec: Leg, outcome: str) -> None:
         """Cancel or expire a run; a running leg is interrupted and finishes the run itself. A run no
         replica executes is finished here (after taking its lease); one another live replica executes
         is left to it: it sees ``cancelling`` at its next heartbeat or write."""
@@ -170,7 +201,7 @@ class Executor:
             limit=1,
             run_id=rec.run["id"],
         ):
-            await self._finish(self._fenced(RunRecorder(self.store, self.bus, c.run, c.owner), c.lease), outcome)
+            await self._finish(self._fenced(self.recorder(c.run, c.owner), c.lease), outcome)
 
     def _interrupt(self, run_id: str, outcome: str) -> bool:
         task = self._tasks.get(run_id)
@@ -180,11 +211,11 @@ class Executor:
         task.cancel()
         return True
 
-    async def _drive(self, rec: RunRecorder) -> None:
+    async def _drive(self, rec: Leg) -> None:
         run = rec.run
         RUN_ID.set(run["id"])  # on every log line of this task
         try:
-            ctx = await self._context(rec)
+            ctx = await rec.tool_context()
             await execute(rec, self.env, ctx)
             log.info("run %s is %s", run["id"], run["status"])
         except LeaseLost:
@@ -197,9 +228,10 @@ class Executor:
                 raise  # shutdown: the run stays in the store and resumes at the next start
             if outcome != "lost":
                 await self._finish(rec, outcome)
-        except ModelError as err:
+        except (ModelError, RunError) as err:  # the model server's, the model's, a tool's, the client's
             log.warning("run failed: %s", err.message)
-            self.env.metrics.model_errors.inc()
+            if isinstance(err, ModelError):
+                self.env.metrics.model_errors.inc()
             await self._fail(rec, {"code": err.code, "message": err.message})
         except Exception as err:  # never leave a run stuck
             log.exception("run %s failed", run["id"])
@@ -207,22 +239,10 @@ class Executor:
                 rec, {"code": "server_error", "message": f"Internal error: {type(err).__name__}"}
             )
 
-    async def _fail(self, rec: RunRecorder, error: dict[str, str]) -> None:
-        # streams raise on this (spec §4.5), then see the run's terminal event
-        rec.publish(
-            "error",
-            {
-                "error": {
-                    "message": error["message"],
-                    "type": error["code"],
-                    "param": None,
-                    "code": error["code"],
-                }
-            },
-        )
+    async def _fail(self, rec: Leg, error: dict[str, str]) -> None:
         await self._finish(rec, "failed", error)
 
-    async def _finish(self, rec: RunRecorder, outcome: str, error: dict[str, str] | None = None) -> None:
+    async def _finish(self, rec: Leg, outcome: str, error: dict[str, str] | None = None) -> None:
         """End the run with ``outcome``; a cancel accepted meanwhile wins (the run ends cancelled)."""
         try:
             try:
@@ -232,27 +252,11 @@ class Executor:
         except LeaseLost:
             log.warning("run %s: another replica holds its lease now; not finished here", rec.run["id"])
 
-    async def _end(self, rec: RunRecorder, outcome: str, error: dict[str, str] | None) -> None:
-        if isinstance(rec.store, FencedStore):
-            rec.store.finishing = outcome
-        with contextlib.suppress(LeaseLost, CancelRequested):
-            await rec.abandon(outcome)
-        await rec.set_status(outcome, last_error=error) if error else await rec.set_status(outcome)
-
-    async def _context(self, rec: RunRecorder) -> ToolContext:
-        run = rec.run
-        assistant = rec.assistant or await self.store.get("assistant", run["assistant_id"], rec.owner) or {}
-        thread = rec.thread or await self.store.get("thread", rec.thread_id, rec.owner) or {}
-        ctx = ToolContext(
-            owner=rec.owner,
-            thread_id=rec.thread_id,
-            run_id=run["id"],
-            assistant=assistant,
-            thread=thread,
-            tools=run["tools"],
-        )
-        rec.ctx = ctx
-        return ctx
+    async def _end(self, rec: Leg, outcome: str, error: dict[str, str] | None) -> None:
+        store = getattr(rec, "store", None)
+        if isinstance(store, FencedStore):
+            store.finishing = outcome
+        await rec.stop_as(outcome, error)
 
     async def _every(self, seconds: float, job: Any) -> None:
         while True:
@@ -273,8 +277,13 @@ class Executor:
             leg = self._legs.get(run_id)
             if status == "cancelling" and leg is not None and leg[0] == lease:
                 self._interrupt(run_id, "cancelled")
-        for run_id, (lease, launched, rec) in list(self._legs.items()):
-            if lease not in held and launched < started and rec.run["status"] not in LEG_END:
+        for run_id, (token, launched, rec) in list(self._legs.items()):
+            if (
+                token is not None
+                and token not in held
+                and launched < started
+                and rec.run["status"] not in LEG_END
+            ):
                 log.warning("run %s: lease lost (taken by another replica); this leg stops", run_id)
                 self._interrupt(run_id, "lost")
 
@@ -295,17 +304,7 @@ class Executor:
         for run in await self.store.runs_with_status(OPEN):
             if run.get("expires_at") and run["expires_at"] <= now:
                 owner = await self.store.owner_of("run", run["id"]) or "-"
-                await self.stop(RunRecorder(self.store, self.bus, run, owner), "expired")
-
-
-async def _discard_partial(rec: RunRecorder) -> None:
-    """After a crash: drop the unfinished step (and its message) so the turn can be taken again."""
-    for step in await rec.open_steps():
-        if step["type"] == "message_creation":
-            await rec.store.delete(
-                "message", step["step_details"]["message_creation"]["message_id"], rec.owner, rec.thread_id
-            )
-        await rec.store.delete("step", step["id"], rec.owner, rec.thread_id)
+                await self.stop(self.recorder(run, owner), "expired")
 
 
 __all__ = ["Executor"]
