@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from agent import web as playground
 from agent.api import assistants, files, messages, models, runs, steps, threads, vector_stores
 from agent.api.common import owner_of_key
 from agent.app_keys import (
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 def _auth_middleware(keys: list[str]) -> Any:
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path == "/health":
+        if request.path == "/health" or playground.is_public(request.path):
             return await handler(request)
         header = request.headers.get("Authorization", "")
         key = header[7:].strip() if header[:7].lower() == "bearer " else ""
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, model: ChatModel | None = None)
     app.router.add_get("/health", health)
     for module in (assistants, threads, messages, runs, steps, files, vector_stores, models):
         app.router.add_routes(module.routes)
+    app.router.add_routes(playground.routes)  # the playground page, served without a key
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_model_ctx(model))
     app.cleanup_ctx.append(_ingest_ctx)

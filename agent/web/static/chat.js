@@ -1,0 +1,202 @@
+// The chat: threads (remembered in this browser), the composer, and runs streamed from the API.
+
+import { get, listAll, post, stream } from './api.js';
+import { $, clear, emit, h, notify, on } from './dom.js';
+import { uploadFiles } from './files.js';
+import { state } from './state.js';
+import { RunView, messageView } from './timeline.js';
+
+const THREADS = 'agent.playground.threads';
+const INCLUDE = 'include[]=step_details.tool_calls[*].file_search.results[*].content';
+
+let thread = null; // the open thread's id
+let current = null; // the run being streamed: {view, controller}
+let attachments = []; // files attached to the next message
+
+const remembered = () => { try { return JSON.parse(localStorage.getItem(THREADS)) || []; } catch { return []; } };
+
+function remember(id, title) {
+  const list = remembered().filter((t) => t.id !== id);
+  list.unshift({ id, title: title.slice(0, 60) });
+  localStorage.setItem(THREADS, JSON.stringify(list.slice(0, 30)));
+  renderThreads();
+}
+
+function forget(id) {
+  localStorage.setItem(THREADS, JSON.stringify(remembered().filter((t) => t.id !== id)));
+  renderThreads();
+}
+
+function renderThreads() {
+  clear($('#thread-select'), h('option', { value: '', text: 'New conversation' }),
+    remembered().map((t) => h('option', { value: t.id, text: t.title || t.id })));
+  $('#thread-select').value = thread || '';
+}
+
+function log() { return $('#log'); }
+
+function scrollDown() {
+  const el = log();
+  if (el.scrollHeight - el.scrollTop - el.clientHeight < 160) el.scrollTop = el.scrollHeight;
+}
+
+function empty() {
+  clear(log(), h('div', { class: 'empty-chat' },
+    h('h2', { text: 'Start a conversation' }),
+    h('p', { class: 'muted', text: 'Pick or create an assistant, then send a message. Code, logs, charts, tool calls and citations show up here as the run happens.' })));
+}
+
+function newThread() {
+  if (current) return;
+  thread = null;
+  renderThreads();
+  empty();
+  $('#message').focus();
+}
+
+async function openThread(id) {
+  if (current) return;
+  try {
+    await get(`/v1/threads/${id}`);
+  } catch (e) {
+    notify(e.message);
+    if (e.status === 404) forget(id);
+    return;
+  }
+  thread = id;
+  renderThreads();
+  clear(log());
+  const messages = await listAll(`/v1/threads/${id}/messages?order=asc`);
+  const runs = new Map();
+  for (const msg of messages) {
+    if (!msg.run_id) { log().append(messageView(msg)); continue; }
+    if (runs.has(msg.run_id)) continue;
+    const [run, steps] = await Promise.all([
+      get(`/v1/threads/${id}/runs/${msg.run_id}`),
+      listAll(`/v1/threads/${id}/runs/${msg.run_id}/steps?order=asc&${INCLUDE}`),
+    ]);
+    const view = new RunView(run, log(), submitOutputs, false);
+    runs.set(run.id, view);
+    for (const step of steps) view.upsertStep(step);
+    for (const m of messages.filter((x) => x.run_id === run.id)) view.upsertMessage(m);
+    view.setRun(run);
+  }
+  if (!messages.length) empty();
+  log().scrollTop = log().scrollHeight;
+}
+
+function setBusy(busy) {
+  $('#send').hidden = busy;
+  $('#cancel').hidden = !busy;
+  $('#thread-new').disabled = busy;
+  $('#thread-select').disabled = busy;
+  if (!busy) $('#run-status').textContent = '';
+}
+
+/** Stream one leg of a run (create, or submit tool outputs) into its view. */
+async function follow(path, body, view) {
+  const controller = new AbortController();
+  const t0 = performance.now();
+  current = { view, controller };
+  setBusy(true);
+  $('#run-status').textContent = 'Starting run…';
+  try {
+    for await (const { event, data } of stream(path, body, controller.signal)) {
+      if (event === 'done') break;
+      if (!view && event === 'thread.run.created') {
+        view = new RunView(data, log(), submitOutputs);
+        view.started = t0;
+        view.startClock();
+        current.view = view;
+      }
+      if (!view) continue;
+      view.handle(event, data);
+      if (event.startsWith('thread.run.') && !event.startsWith('thread.run.step')) {
+        $('#run-status').textContent = `Run ${data.status.replace('_', ' ')}`;
+      }
+      scrollDown();
+    }
+  } catch (e) {
+    if (view) view.showError(e.message); else notify(e.message);
+  } finally {
+    current = null;
+    view?.stopClock();
+    setBusy(false);
+    const pending = view?.action.querySelector('textarea');
+    if (pending) pending.focus(); else $('#message').focus();
+    scrollDown();
+  }
+}
+
+function submitOutputs(view, outputs) {
+  const r = view.run;
+  view.startClock();
+  return follow(`/v1/threads/${r.thread_id}/runs/${r.id}/submit_tool_outputs`, { tool_outputs: outputs }, view);
+}
+
+async function send(e) {
+  e.preventDefault();
+  if (current) return;
+  const text = $('#message').value.trim();
+  if (!text) { $('#message').focus(); return; }
+  if (!state.assistant) {
+    notify('Save an assistant first (Assistant tab), then send your message.');
+    emit('show-tab', 'assistant');
+    return;
+  }
+  const tools = (state.assistant.tools || []).filter((t) => ['code_interpreter', 'file_search'].includes(t.type))
+    .map((t) => ({ type: t.type }));
+  const message = { role: 'user', content: text };
+  if (attachments.length) message.attachments = attachments.map((f) => ({ file_id: f.id, tools }));
+  try {
+    if (!thread) {
+      thread = (await post('/v1/threads', {})).id;
+      clear(log());
+    }
+    remember(thread, text);
+  } catch (err) {
+    notify(err.message);
+    return;
+  }
+  log().append(messageView({ ...message, content: [{ type: 'text', text: { value: text, annotations: [] } }] }));
+  $('#message').value = '';
+  attachments = [];
+  renderAttachments();
+  log().scrollTop = log().scrollHeight;
+  await follow(`/v1/threads/${thread}/runs?${INCLUDE}`, { assistant_id: state.assistant.id, additional_messages: [message] }, null);
+}
+
+async function cancel() {
+  const view = current?.view;
+  if (!view) return;
+  try {
+    await post(`/v1/threads/${view.run.thread_id}/runs/${view.run.id}/cancel`);
+  } catch (e) {
+    notify(e.message);
+  }
+}
+
+function renderAttachments() {
+  clear($('#attachments'), attachments.map((f) => h('span', { class: 'chip' }, `📎 ${f.filename}`,
+    h('button', { type: 'button', class: 'icon-button', 'aria-label': `Remove ${f.filename}`, text: '×',
+      onclick: () => { attachments = attachments.filter((x) => x.id !== f.id); renderAttachments(); } }))));
+}
+
+export async function initChat() {
+  $('#composer').addEventListener('submit', send);
+  $('#message').addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); $('#composer').requestSubmit(); }
+  });
+  $('#cancel').addEventListener('click', cancel);
+  $('#thread-new').addEventListener('click', newThread);
+  $('#thread-select').addEventListener('change', (e) => (e.target.value ? openThread(e.target.value) : newThread()));
+  $('#attach').addEventListener('change', async () => {
+    const chosen = [...$('#attach').files];
+    $('#attach').value = '';
+    attachments.push(...await uploadFiles(chosen, $('#run-status')));
+    renderAttachments();
+  });
+  on('assistant', () => { if (!current) $('#run-status').textContent = ''; });
+  renderThreads();
+  empty();
+}
