@@ -41,7 +41,9 @@ LANDING = """<!doctype html>
 
 def is_public(path: str) -> bool:
     """Paths served without an API key: the landing page and the playground's static assets."""
-    return path in ("/", PREFIX, PREFIX + "/", PREFIX + "/config.json") or path.startswith(PREFIX + "/static/")
+    return path in ("/", PREFIX, PREFIX + "/", PREFIX + "/config.json") or path.startswith(
+        PREFIX + "/static/"
+    )
 
 
 @routes.get("/")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from tests.conftest import LoopThread, LiveServer, make_settings
+from tests.conftest import LiveServer, LoopThread, make_settings
 from tests.fakes.model_server import Call, ScriptedModel, Text, ToolCalls
 from tests.web.browser import LAPTOP, PHONE, launch, open_playground
 
@@ -56,7 +56,9 @@ def main(out: Path) -> None:
 def shoot(server: LiveServer, model: ScriptedModel, out: Path, sandbox: bool) -> None:
     sdk = server.client()
     csv = sdk.files.create(file=("sales.csv", io.BytesIO(CSV.encode())), purpose="assistants")
-    sdk.files.create(file=("handbook.md", io.BytesIO(b"# Handbook\nRefunds take 14 days.\n")), purpose="assistants")
+    sdk.files.create(
+        file=("handbook.md", io.BytesIO(b"# Handbook\nRefunds take 14 days.\n")), purpose="assistants"
+    )
     tools = [{"type": "code_interpreter"}] if sandbox else []
     sdk.beta.assistants.create(
         model=model.model_name,
@@ -89,7 +91,9 @@ def shoot(server: LiveServer, model: ScriptedModel, out: Path, sandbox: bool) ->
         composer.press("Enter")
         page.locator("[data-testid=run-status]", has_text="completed").first.wait_for()
         if sandbox:
-            page.wait_for_function("[...document.querySelectorAll('img.chart-img')].every(i => i.naturalWidth > 0)")
+            page.wait_for_function(
+                "[...document.querySelectorAll('img.chart-img')].every(i => i.naturalWidth > 0)"
+            )
         composer.fill("And the monthly average?")
         composer.press("Enter")
         page.locator("[data-testid=run-status]", has_text="completed").nth(1).wait_for()
@@ -102,7 +106,9 @@ def shoot(server: LiveServer, model: ScriptedModel, out: Path, sandbox: bool) ->
         phone.get_by_label("Thread").select_option(index=1)
         phone.locator(".run").first.wait_for()
         if sandbox:
-            phone.wait_for_function("[...document.querySelectorAll('img.chart-img')].every(i => i.naturalWidth > 0)")
+            phone.wait_for_function(
+                "[...document.querySelectorAll('img.chart-img')].every(i => i.naturalWidth > 0)"
+            )
         phone.locator(".log").evaluate("el => { el.scrollTop = el.scrollHeight; }")
         phone.screenshot(path=str(out / "playground-phone.png"))
         phone.get_by_role("tab", name="Assistant").click()
