@@ -39,6 +39,6 @@ def open_playground(page: Any, url: str, key: str | None = None) -> None:
     """Load the page, answer the key prompt when there is one, and wait until the panels are loaded."""
     page.goto(url + "/playground")
     if key is not None:
-        page.get_by_label("Key").fill(key)
+        page.get_by_label("Key", exact=True).fill(key)
         page.get_by_role("button", name="Use key").click()
     page.wait_for_selector("body[data-ready='true']")
