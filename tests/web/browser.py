@@ -17,7 +17,7 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-LAPTOP = {"width": 1280, "height": 820}
+LAPTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
 
 

@@ -83,7 +83,7 @@ def shoot(server: LiveServer, model: ScriptedModel, out: Path, sandbox: bool) ->
     )
     with sync_playwright() as p:
         browser = launch(p)
-        context = browser.new_context(viewport=LAPTOP)
+        context = browser.new_context(viewport={**LAPTOP, "height": 1080})
         page = context.new_page()
         open_playground(page, server.url)
         composer = page.get_by_label("Message")
@@ -91,13 +91,13 @@ def shoot(server: LiveServer, model: ScriptedModel, out: Path, sandbox: bool) ->
         composer.press("Enter")
         page.locator("[data-testid=run-status]", has_text="completed").first.wait_for()
         if sandbox:
-            page.wait_for_function(
-                "[...document.querySelectorAll('img.chart-img')].every(i => i.naturalWidth > 0)"
-            )
+            page.locator("img.chart-img[data-loaded]").wait_for()
         composer.fill("And the monthly average?")
         composer.press("Enter")
         page.locator("[data-testid=run-status]", has_text="completed").nth(1).wait_for()
-        page.locator(".log").evaluate("el => { el.scrollTop = 0; }")
+        page.locator(".run-foot").first.scroll_into_view_if_needed()
+        page.locator(".run-foot").first.evaluate("el => el.scrollIntoView({block: 'end'})")
+        page.locator("#message").blur()
         page.screenshot(path=str(out / "playground.png"))
         phone = context.new_page()
         phone.set_viewport_size(PHONE)
@@ -106,10 +106,9 @@ def shoot(server: LiveServer, model: ScriptedModel, out: Path, sandbox: bool) ->
         phone.get_by_label("Thread").select_option(index=1)
         phone.locator(".run").first.wait_for()
         if sandbox:
-            phone.wait_for_function(
-                "[...document.querySelectorAll('img.chart-img')].every(i => i.naturalWidth > 0)"
-            )
+            phone.locator("img.chart-img[data-loaded]").wait_for()
         phone.locator(".log").evaluate("el => { el.scrollTop = el.scrollHeight; }")
+        phone.locator("#message").blur()
         phone.screenshot(path=str(out / "playground-phone.png"))
         phone.get_by_role("tab", name="Assistant").click()
         phone.screenshot(path=str(out / "playground-phone-assistant.png"))

@@ -46,7 +46,8 @@ def test_code_interpreter_chart_and_file_from_an_attached_upload(
     expect(page.locator("[data-testid=run-status]").last).to_have_text("completed")
     chart = page.locator(".msg.assistant img.chart-img")
     expect(chart).to_have_count(1)
-    page.wait_for_function("document.querySelector('.msg.assistant img.chart-img').naturalWidth > 0")
+    expect(chart).to_have_attribute("data-loaded", "true")  # its load event fired
+    assert chart.evaluate("img => img.naturalWidth") > 0
     assert chart.evaluate("img => img.src").startswith("blob:")  # fetched with the key, not by URL
     assert chart.bounding_box()["width"] > 100  # type: ignore[index]
     assert "/mnt/data/sales.csv" in model.requests[0]["messages"][0]["content"]

@@ -181,6 +181,13 @@ def test_errors_show_the_servers_message(
     send(page, "Hello?")
     expect(page.locator(STATUS).last).to_have_text("failed")
     expect(page.locator(".run-error").last).to_contain_text("the model server fell over")
+    # the thread reopened later shows the same: the run wrote no message, so it is placed by its time
+    page.reload()
+    page.wait_for_selector("body[data-ready='true']")  # the key is still in this tab
+    page.get_by_label("Thread").select_option(index=1)
+    expect(page.locator(".msg.user")).to_have_text("YouHello?")
+    expect(page.locator(".run-error")).to_contain_text("the model server fell over")
+    expect(page.locator(STATUS)).to_have_text("failed")
     # a request the API refuses: its message is shown as the server wrote it
     page.get_by_label("Functions").fill('[{"name": "no spaces allowed"}]')
     page.get_by_role("button", name="Save").click()

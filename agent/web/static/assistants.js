@@ -35,8 +35,9 @@ function renderModels(current) {
   if (current) { select.value = current; text.value = current; }
 }
 
-function renderResources(a) {
-  const ids = a?.tool_resources?.code_interpreter?.file_ids || [];
+function renderResources(a, keep = false) {
+  const checked = [...document.querySelectorAll('input[name="code-file"]:checked')].map((i) => i.value);
+  const ids = keep ? checked : a?.tool_resources?.code_interpreter?.file_ids || [];
   const usable = state.files.filter((f) => f.purpose === 'assistants' || ids.includes(f.id));
   clear($('#code-files'),
     h('span', { class: 'small muted', text: 'Files in /mnt/data' }),
@@ -163,8 +164,8 @@ export async function initAssistants() {
   $('#assistant-form').addEventListener('submit', save);
   $('#assistant-delete').addEventListener('click', remove);
   for (const id of ['#t-code', '#t-search']) $(id).addEventListener('change', toggleSubs);
-  on('files', () => renderResources(state.assistant));
-  on('stores', () => { const v = $('#a-store').value; renderResources(state.assistant); if (v) $('#a-store').value = v; });
+  on('files', () => { const v = $('#a-store').value; renderResources(state.assistant, true); $('#a-store').value = v; });
+  on('stores', () => { const v = $('#a-store').value; renderResources(state.assistant, true); if (v) $('#a-store').value = v; });
   await loadModels();
   await refreshAssistants(undefined);
 }

@@ -16,8 +16,9 @@ let attachments = []; // files attached to the next message
 const remembered = () => { try { return JSON.parse(localStorage.getItem(THREADS)) || []; } catch { return []; } };
 
 function remember(id, title) {
+  const known = remembered().find((t) => t.id === id);
   const list = remembered().filter((t) => t.id !== id);
-  list.unshift({ id, title: title.slice(0, 60) });
+  list.unshift({ id, title: known?.title || title.slice(0, 60) });
   localStorage.setItem(THREADS, JSON.stringify(list.slice(0, 30)));
   renderThreads();
 }
@@ -66,22 +67,32 @@ async function openThread(id) {
   thread = id;
   renderThreads();
   clear(log());
-  const messages = await listAll(`/v1/threads/${id}/messages?order=asc`);
-  const runs = new Map();
-  for (const msg of messages) {
-    if (!msg.run_id) { log().append(messageView(msg)); continue; }
-    if (runs.has(msg.run_id)) continue;
-    const [run, steps] = await Promise.all([
-      get(`/v1/threads/${id}/runs/${msg.run_id}`),
-      listAll(`/v1/threads/${id}/runs/${msg.run_id}/steps?order=asc&${INCLUDE}`),
-    ]);
-    const view = new RunView(run, log(), submitOutputs, false);
-    runs.set(run.id, view);
+  const [messages, runs] = await Promise.all([
+    listAll(`/v1/threads/${id}/messages?order=asc`),
+    listAll(`/v1/threads/${id}/runs?order=asc`),
+  ]);
+  const placed = new Set();
+  const place = async (run, before = null) => {
+    placed.add(run.id);
+    const steps = await listAll(`/v1/threads/${id}/runs/${run.id}/steps?order=asc&${INCLUDE}`);
+    const view = new RunView(run, log(), submitOutputs, false, before);
     for (const step of steps) view.upsertStep(step);
     for (const m of messages.filter((x) => x.run_id === run.id)) view.upsertMessage(m);
     view.setRun(run);
+  };
+  for (const msg of messages) {
+    if (!msg.run_id) log().append(messageView(msg));
+    else if (!placed.has(msg.run_id)) {
+      const run = runs.find((r) => r.id === msg.run_id);
+      if (run) await place(run);
+    }
   }
-  if (!messages.length) empty();
+  // runs that wrote no message (failed early, waiting for function outputs) go where their time puts them
+  for (const run of runs.filter((r) => !placed.has(r.id))) {
+    const later = [...log().children].find((el) => Number(el.dataset.created) > run.created_at);
+    await place(run, later || null);
+  }
+  if (!messages.length && !runs.length) empty();
   log().scrollTop = log().scrollHeight;
 }
 

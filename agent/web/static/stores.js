@@ -50,8 +50,11 @@ function filePicker(name) {
     h('input', { type: 'checkbox', name, value: f.id }), ` ${f.filename}`));
 }
 
-function render() {
+function renderPicks() {
   clear($('#store-files'), h('legend', { text: 'Files to ingest' }), filePicker('new-store-file'));
+}
+
+function render() {
   const list = $('#store-list');
   if (!state.stores.length) {
     clear(list, h('li', { class: 'empty', text: 'No vector stores yet.' }));
@@ -100,6 +103,7 @@ export async function initStores() {
       await refreshStores();
     } catch (err) { notify(err.message); }
   });
-  on('files', render);
+  on('files', () => { renderPicks(); render(); });
+  renderPicks();
   await refreshStores();
 }

@@ -29,10 +29,17 @@ export function merge(acc, delta) {
   return acc;
 }
 
+const images = new Map(); // one <img> per chart, moved between re-renders so it never reloads
+
 function image(fileId, className) {
-  const img = h('img', { class: className, alt: `Chart ${fileId}`, 'data-file': fileId });
-  fileURL(fileId, 'image/png').then((url) => { img.src = url; }, () => { img.alt = `Could not load ${fileId}`; });
-  return img;
+  const key = `${className}:${fileId}`;
+  if (!images.has(key)) {
+    const img = h('img', { class: className, alt: `Chart ${fileId}`, 'data-file': fileId });
+    img.addEventListener('load', () => { img.dataset.loaded = 'true'; });
+    fileURL(fileId, 'image/png').then((url) => { img.src = url; }, () => { img.alt = `Could not load ${fileId}`; });
+    images.set(key, img);
+  }
+  return images.get(key);
 }
 
 export function messageView(msg) {
@@ -47,7 +54,7 @@ export function messageView(msg) {
   const chips = (msg.attachments || []).map((a) => h('span', { class: 'chip', text: `📎 ${fileName(a.file_id)}` }));
   const who = msg.role === 'user' ? 'You' : 'Assistant';
   const typing = msg.status === 'in_progress' && !(msg.content || []).length;
-  return h('article', { class: `msg ${msg.role}`, 'data-status': msg.status || '' },
+  return h('article', { class: `msg ${msg.role}`, 'data-status': msg.status || '', 'data-created': msg.created_at || '' },
     h('div', { class: 'msg-role', text: who }),
     h('div', { class: 'msg-body' },
       typing ? h('span', { class: 'typing', 'aria-label': 'Writing', text: '•••' }) : body,
@@ -114,7 +121,7 @@ function stepView(step, run) {
 
 /** One run: its steps in order, the pending function calls, its status, usage and duration. */
 export class RunView {
-  constructor(run, log, onSubmit, live = true) {
+  constructor(run, log, onSubmit, live = true, before = null) {
     this.run = run;
     this.live = live;
     this.onSubmit = onSubmit;
@@ -124,11 +131,11 @@ export class RunView {
     this.action = h('div', { class: 'action' });
     this.errorEl = h('div', { class: 'run-error', role: 'alert', hidden: true });
     this.footer = h('div', { class: 'run-foot' });
-    this.el = h('section', { class: 'run', 'data-run': run.id, 'aria-label': `Run ${run.id}` },
+    this.el = h('section', { class: 'run', 'data-run': run.id, 'data-created': run.created_at, 'aria-label': `Run ${run.id}` },
       this.body, this.action, this.errorEl, this.footer);
     this.started = performance.now();
     this.ended = null;
-    log.append(this.el);
+    if (before) log.insertBefore(this.el, before); else log.append(this.el);
     this.renderFooter();
   }
 
@@ -144,11 +151,13 @@ export class RunView {
     this.renderFooter();
   }
 
+  /** Measured here for a run this page streamed; from the run's own second-resolution stamps otherwise. */
   duration() {
-    if (this.live) return (this.ended ?? performance.now()) - this.started;
+    if (this.live) return seconds((this.ended ?? performance.now()) - this.started);
     const r = this.run;
     const end = r.completed_at || r.failed_at || r.cancelled_at;
-    return end && r.started_at ? (end - r.started_at) * 1000 : null;
+    if (!end || !r.started_at) return null;
+    return end > r.started_at ? `${end - r.started_at} s` : '< 1 s';
   }
 
   renderFooter() {
@@ -157,7 +166,7 @@ export class RunView {
     clear(this.footer,
       h('span', { class: `pill ${r.status}`, 'data-testid': 'run-status', text: r.status.replace('_', ' ') }),
       u ? h('span', { class: 'usage', text: `${u.prompt_tokens} in · ${u.completion_tokens} out · ${u.total_tokens} tokens` }) : null,
-      this.duration() !== null ? h('span', { class: 'duration', text: seconds(this.duration()) }) : null,
+      this.duration() !== null ? h('span', { class: 'duration', text: this.duration() }) : null,
       h('span', { class: 'mono small muted', text: r.id }));
   }
 
