@@ -158,9 +158,11 @@ def test_a_run_can_be_cancelled(page: Page, web_server: LiveServer, model: Scrip
     try:
         open_playground(page, web_server.url, KEY)
         page.locator("#assistant-select").select_option(label="Slow")
-        send(page, "Talk")
+        page.get_by_label("Message").fill("Talk")
+        page.get_by_label("Message").press("Enter")  # the keyboard alone: Enter sends, the button cancels
         expect(page.locator(".msg.assistant").last).to_contain_text("I")
-        page.get_by_role("button", name="Cancel run").click()
+        page.get_by_role("button", name="Cancel run").focus()
+        page.keyboard.press("Enter")
         expect(page.locator(STATUS).last).to_have_text("cancelled")
         expect(page.get_by_role("button", name="Send")).to_be_visible()
         thread = page.evaluate("JSON.parse(localStorage.getItem('agent.playground.threads'))[0].id")

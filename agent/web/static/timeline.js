@@ -64,7 +64,8 @@ export function messageView(msg) {
 }
 
 function head(title, status, extra) {
-  const label = { in_progress: 'running', completed: 'done' }[status] || status;
+  const label = { in_progress: 'running', completed: 'done', requires_action: 'waiting for output' }[status]
+    || status.replace('_', ' ');
   return h('div', { class: 'tool-head' }, h('span', { class: 'tool-name', text: title }), extra,
     h('span', { class: `pill ${status}`, text: label }));
 }
