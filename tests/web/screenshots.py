@@ -103,7 +103,7 @@ def shoot(server: LiveServer, model: ScriptedModel, out: Path, sandbox: bool) ->
         phone.set_viewport_size(PHONE)
         open_playground(phone, server.url)
         phone.get_by_role("tab", name="Chat").click()
-        phone.get_by_label("Thread").select_option(index=1)
+        phone.locator("#thread-select").select_option(index=1)
         phone.locator(".run").first.wait_for()
         if sandbox:
             phone.locator("img.chart-img[data-loaded]").wait_for()

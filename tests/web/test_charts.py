@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import LiveServer
-from tests.fakes.model_server import Call, ScriptedModel, Text, ToolCalls
+from tests.fakes.model_server import Call, Gate, ScriptedModel, Text, ToolCalls
 from tests.web.browser import open_playground
 from tests.web.conftest import KEY
 
@@ -32,8 +34,12 @@ def test_code_interpreter_chart_and_file_from_an_attached_upload(
 
     page.locator("#attach").set_input_files([{"name": "sales.csv", "mimeType": "text/csv", "buffer": CSV}])
     expect(page.locator("#attachments")).to_contain_text("sales.csv")
+    arguments = json.dumps({"code": CODE})
+    cut1, cut2 = arguments.index("df = "), arguments.index("df.plot")
+    pieces = [arguments[:cut1], arguments[cut1:cut2], arguments[cut2:]]
+    held = Gate()
     model.script(
-        ToolCalls([Call("code_interpreter", {"code": CODE})]),
+        ToolCalls([Call("code_interpreter", pieces=pieces)], pause=held, pause_after=2),
         Text("Total is 60. Summary: [summary.csv](sandbox:/mnt/data/summary.csv)"),
     )
     page.get_by_label("Message").fill("Analyse my sales")
@@ -41,6 +47,11 @@ def test_code_interpreter_chart_and_file_from_an_attached_upload(
 
     expect(page.locator(".msg.user").last).to_contain_text("sales.csv")
     step = page.locator(".tool.code")
+    # the code appears while the model is still writing it
+    expect(step.locator("pre.code")).to_contain_text("print('total'")
+    expect(step.locator("pre.code")).not_to_contain_text("df.plot")
+    expect(step.locator(".pill")).to_have_text("running")
+    held.set()
     expect(step.locator("pre.code")).to_have_text(CODE)
     expect(step.locator("pre.logs")).to_contain_text("total 60")
     expect(page.locator("[data-testid=run-status]").last).to_have_text("completed")

@@ -186,10 +186,16 @@ def test_errors_show_the_servers_message(
     # the thread reopened later shows the same: the run wrote no message, so it is placed by its time
     page.reload()
     page.wait_for_selector("body[data-ready='true']")  # the key is still in this tab
-    page.get_by_label("Thread").select_option(index=1)
+    page.locator("#thread-select").select_option(index=1)
     expect(page.locator(".msg.user")).to_have_text("YouHello?")
     expect(page.locator(".run-error")).to_contain_text("the model server fell over")
     expect(page.locator(STATUS)).to_have_text("failed")
+    # a thread made elsewhere (by the SDK) opens by its id
+    other = sdk(web_server).beta.threads.create(messages=[{"role": "user", "content": "made by the SDK"}])
+    page.locator("#thread-select").select_option(label="Open a thread by id…")
+    page.get_by_label("Thread id").fill(other.id)
+    page.get_by_role("button", name="Open", exact=True).click()
+    expect(page.locator(".msg.user")).to_have_text("Youmade by the SDK")
     # a request the API refuses: its message is shown as the server wrote it
     page.get_by_label("Functions").fill('[{"name": "no spaces allowed"}]')
     page.get_by_role("button", name="Save").click()

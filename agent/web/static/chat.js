@@ -7,6 +7,7 @@ import { state } from './state.js';
 import { RunView, messageView } from './timeline.js';
 
 const THREADS = 'agent.playground.threads';
+const OPEN = '#open';
 const INCLUDE = 'include[]=step_details.tool_calls[*].file_search.results[*].content';
 
 let thread = null; // the open thread's id
@@ -30,7 +31,8 @@ function forget(id) {
 
 function renderThreads() {
   clear($('#thread-select'), h('option', { value: '', text: 'New conversation' }),
-    remembered().map((t) => h('option', { value: t.id, text: t.title || t.id })));
+    remembered().map((t) => h('option', { value: t.id, text: t.title || t.id })),
+    h('option', { value: OPEN, text: 'Open a thread by id…' }));
   $('#thread-select').value = thread || '';
 }
 
@@ -56,13 +58,18 @@ function newThread() {
 }
 
 async function openThread(id) {
-  if (current) return;
+  if (current) return false;
+  if (!/^[A-Za-z0-9_-]{1,128}$/.test(id)) {
+    notify(`'${id.slice(0, 80)}' is not a thread id.`);
+    return false;
+  }
   try {
     await get(`/v1/threads/${id}`);
   } catch (e) {
     notify(e.message);
     if (e.status === 404) forget(id);
-    return;
+    renderThreads();
+    return false;
   }
   thread = id;
   renderThreads();
@@ -94,6 +101,7 @@ async function openThread(id) {
   }
   if (!messages.length && !runs.length) empty();
   log().scrollTop = log().scrollHeight;
+  return true;
 }
 
 function setBusy(busy) {
@@ -200,7 +208,23 @@ export async function initChat() {
   });
   $('#cancel').addEventListener('click', cancel);
   $('#thread-new').addEventListener('click', newThread);
-  $('#thread-select').addEventListener('change', (e) => (e.target.value ? openThread(e.target.value) : newThread()));
+  $('#thread-select').addEventListener('change', (e) => {
+    const value = e.target.value;
+    $('#thread-open').hidden = value !== OPEN;
+    if (value === OPEN) $('#thread-id').focus();
+    else if (value) openThread(value);
+    else newThread();
+  });
+  $('#thread-open').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const id = $('#thread-id').value.trim();
+    if (!id) return;
+    if (await openThread(id)) {
+      remember(id, id);
+      $('#thread-open').hidden = true;
+      $('#thread-id').value = '';
+    }
+  });
   $('#attach').addEventListener('change', async () => {
     const chosen = [...$('#attach').files];
     $('#attach').value = '';
