@@ -93,6 +93,10 @@ def page(browser: Browser, page_errors: PageErrors) -> Iterator[Page]:
     pg = context.new_page()
     pg.on("console", page_errors.console)
     pg.on("pageerror", lambda err: page_errors.errors.append(f"uncaught: {err}"))
+    requested: list[str] = []
+    pg.on("request", lambda req: requested.append(req.url))
     yield pg
     context.close()
     assert page_errors.unexpected() == [], "the page logged errors"
+    elsewhere = [u for u in requested if not u.startswith(("http://127.0.0.1:", "blob:http://127.0.0.1:"))]
+    assert elsewhere == [], "the page asked for something that is not on the service"
