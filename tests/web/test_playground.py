@@ -270,3 +270,25 @@ def test_phone_width_and_keyboard(page: Page, web_server: LiveServer, model: Scr
     assert unnamed == []
     width = page.evaluate("document.scrollingElement.scrollWidth")
     assert width <= PHONE["width"]
+
+
+def test_a_run_started_elsewhere_is_followed_until_it_ends(
+    page: Page, web_server: LiveServer, model: ScriptedModel
+) -> None:
+    assistant = make_assistant(web_server, model, name="Elsewhere")
+    held = Gate()
+    model.script(Text("Finished while you watched.", gate=held))
+    try:
+        client = sdk(web_server)
+        thread = client.beta.threads.create(messages=[{"role": "user", "content": "from a script"}])
+        client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant)
+        open_playground(page, web_server.url, KEY)
+        page.locator("#thread-select").select_option(label="Open a thread by id…")
+        page.get_by_label("Thread id").fill(thread.id)
+        page.get_by_label("Thread id").press("Enter")
+        expect(page.locator(STATUS)).to_have_text("in progress")
+        held.set()
+        expect(page.locator(STATUS)).to_have_text("completed")
+        expect(page.locator(".msg.assistant")).to_contain_text("Finished while you watched.")
+    finally:
+        held.set()

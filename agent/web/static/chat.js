@@ -101,6 +101,10 @@ async function openThread(id) {
   }
   if (!messages.length && !runs.length) empty();
   log().scrollTop = log().scrollHeight;
+  // a run still going (started elsewhere, or before a reload): look again until it stops
+  if (runs.some((r) => ['queued', 'in_progress', 'cancelling'].includes(r.status))) {
+    setTimeout(() => { if (thread === id && !current) openThread(id); }, 1000);
+  }
   return true;
 }
 
