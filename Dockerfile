@@ -14,11 +14,12 @@ FROM ${BASE}
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 # Dependencies first (a layer that survives source edits): the project with empty packages.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml ./
 RUN python3 -m venv /opt/agent \
-    && mkdir agent sandbox && touch agent/__init__.py sandbox/__init__.py \
+    && mkdir agent sandbox && touch README.md agent/__init__.py sandbox/__init__.py \
     && /opt/agent/bin/pip install -q . && /opt/agent/bin/pip uninstall -q -y agent \
-    && rm -rf agent sandbox build ./*.egg-info
+    && rm -rf README.md agent sandbox build ./*.egg-info
+COPY README.md ./
 COPY agent ./agent
 COPY sandbox ./sandbox
 RUN /opt/agent/bin/pip install -q --no-deps . \
