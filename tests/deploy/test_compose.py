@@ -25,7 +25,7 @@ def pinned_llama_version() -> str:
 def test_the_compose_llama_server_is_built_from_the_same_pinned_source_as_ci() -> None:
     version = pinned_llama_version()
     compose = (ROOT / "compose.yaml").read_text()
-    dockerfile = (ROOT / "docker" / "llama-server" / "Dockerfile").read_text()
+    dockerfile = (ROOT / "deploy" / "llama-server" / "Dockerfile").read_text()
     assert f'LLAMA_VERSION: "{version}"' in compose and f"image: agent-llama-server:{version}" in compose
     assert f"ARG LLAMA_VERSION={version}\n" in dockerfile
     assert (
