@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.api import assistants, files, messages, models, runs, steps, threads, vector_stores
+from agent.api import assistants, body, expiry, files, messages, models, runs, steps, threads, vector_stores
 from agent.api.common import owner_of_key
 from agent.app_keys import (
     BUS,
@@ -23,6 +23,7 @@ from agent.app_keys import (
     STORE,
     THREAD_DELETED,
     TOOLS,
+    VALIDATOR,
 )
 from agent.engine.bus import EventBus
 from agent.engine.executor import Executor
@@ -44,13 +45,16 @@ log = logging.getLogger(__name__)
 
 
 def _auth_middleware(keys: list[str]) -> Any:
+    accepted = [k.encode() for k in keys]
+
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path == "/health":
             return await handler(request)
         header = request.headers.get("Authorization", "")
         key = header[7:].strip() if header[:7].lower() == "bearer " else ""
-        if keys and not any(hmac.compare_digest(key, k) for k in keys):
+        given = key.encode("utf-8", "surrogateescape")  # compared as bytes: any header text is safe
+        if keys and not any(hmac.compare_digest(given, k) for k in accepted):
             if not key:
                 raise Unauthorized(
                     "You didn't provide an API key. You need to provide your API key in an Authorization "
@@ -82,10 +86,12 @@ def create_app(settings: Settings | None = None, model: ChatModel | None = None)
     for module in (assistants, threads, messages, runs, steps, files, vector_stores, models):
         app.router.add_routes(module.routes)
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_validator_ctx)
     app.cleanup_ctx.append(_model_ctx(model))
     app.cleanup_ctx.append(_ingest_ctx)
     app.cleanup_ctx.append(_tools_ctx)
     app.cleanup_ctx.append(_executor_ctx)
+    app.cleanup_ctx.append(expiry.expiry_ctx)
     if not settings.keys:
         log.warning("AGENT_API_KEYS is empty: the API is open to anyone who can reach it")
     return app
@@ -100,6 +106,13 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     files.sweep_partial_uploads(app)
     yield
     await store.close()
+
+
+async def _validator_ctx(app: web.Application) -> AsyncIterator[None]:
+    pool = body.validator_pool()
+    app[VALIDATOR] = pool
+    yield
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _model_ctx(model: ChatModel | None) -> Callable[[web.Application], AsyncIterator[None]]:

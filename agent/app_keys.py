@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor as PoolExecutor
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -26,3 +27,4 @@ MODEL: web.AppKey[ChatModel] = web.AppKey("model")
 INGESTOR: web.AppKey[Ingestor] = web.AppKey("ingestor")
 OWNER: web.RequestKey[str] = web.RequestKey("owner", str)
 TOOLS: web.AppKey[dict[str, ServerTool]] = web.AppKey("tools")
+VALIDATOR: web.AppKey[PoolExecutor] = web.AppKey("validator")  # big request bodies are validated here

@@ -5,9 +5,11 @@
     ├── Unauthorized        401   missing or wrong API key
     ├── NotFound            404   unknown id (or an object owned by another key)
     ├── PayloadTooLarge     413   body or upload over the configured limit
+    ├── RateLimited         429   a per-key limit (concurrent runs) is reached; the SDK retries it
     └── ServerError         500   our fault or the infrastructure's; never carries a stack trace
 
-Anything else raised by a handler is logged and becomes a plain 500 server_error.
+A client that hangs up mid-request is not an error of ours: it is logged at INFO and answered 400 (which
+no one reads). Anything else raised by a handler is logged and becomes a plain 500 server_error.
 """
 
 from __future__ import annotations
@@ -56,6 +58,17 @@ class PayloadTooLarge(APIError):
     type = "invalid_request_error"
 
 
+class RateLimited(APIError):
+    """The hosted API's shape: ``type`` names the limited quantity, ``code`` is ``rate_limit_exceeded``."""
+
+    status = 429
+    type = "requests"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message, code="rate_limit_exceeded")
+        self.retry_after = retry_after
+
+
 class ServerError(APIError):
     status = 500
     type = "server_error"
@@ -69,7 +82,8 @@ def not_found(kind: str, object_id: str) -> NotFound:
 
 
 def error_response(err: APIError) -> web.Response:
-    return web.json_response(err.body(), status=err.status)
+    headers = {"Retry-After": str(err.retry_after)} if isinstance(err, RateLimited) else None
+    return web.json_response(err.body(), status=err.status, headers=headers)
 
 
 def _from_http(exc: web.HTTPException, request: web.Request) -> APIError:
@@ -103,6 +117,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(_from_http(exc, request))
     except json.JSONDecodeError:
         return error_response(InvalidRequest("We could not parse the JSON body of your request."))
+    except ConnectionResetError:  # the client hung up (aiohttp's ClientConnectionResetError is one)
+        log.info("client disconnected during %s %s", request.method, request.path)
+        return error_response(InvalidRequest("The client closed the connection.", code="client_closed"))
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(ServerError("The server had an error while processing your request."))

@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     """Seconds of silence on an event stream before a keep-alive comment is sent."""
     max_run_turns: int = Field(default=25, ge=1)
     """Cap on model calls within one run."""
+    max_runs_per_key: int = Field(default=16, ge=1)
+    """Runs one API key may have queued or in progress at once; past it, creating a run answers 429."""
+    calculator_workers: int = Field(default=2, ge=1)
+    """Calculator worker processes shared by all keys."""
+    calculator_per_key: int = Field(default=1, ge=1)
+    """Calculator evaluations one API key may have running at once (keep it below the worker count so a
+    worker is always left for other keys); a key's further calls wait their turn, keys served in turn."""
 
     @property
     def keys(self) -> list[str]:

@@ -20,6 +20,10 @@ class Ingestor:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
+        for store_id in await self.index.stores_without_owner():
+            owner = await self.store.owner_of("vector_store", store_id)
+            if owner is not None:
+                await self.index.set_owner(store_id, owner)
         for who, vsf in await self.store.find("vector_store_file", status="in_progress"):
             self.enqueue(who, vsf["vector_store_id"], vsf["id"])
 
@@ -60,7 +64,9 @@ class Ingestor:
             data = await asyncio.to_thread(path.read_bytes)
             text = await asyncio.to_thread(extract_text, data, file["filename"])
             chunks = await asyncio.to_thread(chunk_text, text, vsf.get("chunking_strategy"))
-            size = await self.index.add_file(vs_id, file_id, file["filename"], chunks, vsf.get("attributes"))
+            size = await self.index.add_file(
+                vs_id, file_id, file["filename"], chunks, vsf.get("attributes"), owner=who
+            )
         except ExtractionError as err:
             return _failed(err.code, str(err))
         except Exception as err:

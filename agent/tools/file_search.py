@@ -52,7 +52,7 @@ class FileSearchTool:
         if not ids:
             return ToolOutput("No files are available to search.", record)
         hits = await self.index.search(
-            ids, query, None, options.get("max_num_results") or DEFAULT_RESULTS, threshold
+            ids, query, None, options.get("max_num_results") or DEFAULT_RESULTS, threshold, owner=ctx.owner
         )
         lines = []
         for hit in hits:
