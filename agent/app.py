@@ -177,7 +177,7 @@ async def _tools_ctx(app: web.Application) -> AsyncIterator[None]:
     """The server-side tools: calculator workers, the sandbox manager (when Docker is there), file_search."""
 
     settings = app[SETTINGS]
-    calculator = Calculator()
+    calculator = Calculator(workers=settings.calculator_workers, per_key=settings.calculator_per_key)
     await calculator.start()
     manager: SandboxManager | None = SandboxManager(
         image=settings.sandbox_image,

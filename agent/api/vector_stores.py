@@ -165,6 +165,8 @@ class StoreWrites:
             "metadata": body.metadata or {},
         }
         _set_expiry(vs)
+        if body.chunking_strategy is not None:
+            _strategy(body.chunking_strategy)  # refused even when no file uses it yet
         self.stores.append(vs)
         for file_id in body.file_ids or []:
             self.add_file(vs["id"], file_id, None, body.chunking_strategy)

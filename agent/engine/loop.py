@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.engine import prompt
-from agent.engine.records import RunRecorder, add_usage
+from agent.engine.records import TRANSCRIPT, RunRecorder, add_usage, transcript
 from agent.llm import (
     ChatModel,
     ChatRequest,
@@ -101,11 +101,13 @@ async def _dispatch(
                 "id": call.id,
                 "type": "function",
                 "function": {"name": call.name, "arguments": call.arguments, "output": error},
+                TRANSCRIPT: transcript(call.name, call.arguments, error),
             }
         elif tool is not None:
             output = await _invoke(tool, call.arguments, ctx)
             ctx.made.extend(output.files)
             record[tool.step_type] = {**record.get(tool.step_type, {}), **output.record}
+            record[TRANSCRIPT] = transcript(call.name, call.arguments, output.text)
             outs = output.record.get("outputs")
             if outs:
                 rec.step_delta(
@@ -138,7 +140,7 @@ async def _invoke(tool: ServerTool, arguments: str, ctx: ToolContext) -> ToolOut
         text = f"Error: the {tool.name} tool failed ({type(err).__name__})."
         if tool.step_type == "function":
             return ToolOutput(text, {"name": tool.name, "arguments": arguments, "output": text})
-        return ToolOutput(text, {**tool.start_record("")[tool.step_type], "_model_output": text})
+        return ToolOutput(text, tool.start_record("")[tool.step_type])
 
 
 def _request(

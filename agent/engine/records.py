@@ -18,6 +18,15 @@ CITATION = re.compile(r"【(?:\d+:)?(\d+)†[^】]*】")
 SANDBOX_LINK = re.compile(r"sandbox:/mnt/data/[^\s)\]\"'<>]+")
 
 TERMINAL = ("completed", "incomplete", "failed", "cancelled", "expired")
+TRANSCRIPT = "transcript"
+"""The field of a stored tool-call record holding what the model sent and reads back (its tool message),
+filled for every server-side result, success or failure; the prompt is built from it. Not on the wire."""
+
+
+def transcript(name: str, arguments: str, output: str) -> dict[str, str]:
+    return {"name": name, "arguments": arguments, "output": output}
+
+
 LEG_END = (*TERMINAL, "requires_action")
 
 
@@ -328,6 +337,7 @@ def render_step(step: dict[str, Any], include_content: bool) -> dict[str, Any]:
     """A step as clients see it: no engine-only fields; file_search result content only when asked for."""
     step = scrub(step)
     for call in step["step_details"].get("tool_calls") or []:
+        call.pop(TRANSCRIPT, None)
         if call["type"] == "file_search" and not include_content:
             for result in call["file_search"].get("results") or []:
                 result.pop("content", None)

@@ -66,7 +66,4 @@ class FileSearchTool:
                     "content": [{"type": "text", "text": hit.text}],
                 }
             )
-        record["_model_input"] = query
-        text = "\n\n".join(lines) if lines else "No results."
-        record["_model_output"] = text
-        return ToolOutput(text, record)
+        return ToolOutput("\n\n".join(lines) if lines else "No results.", record)
