@@ -51,7 +51,33 @@ def has_non_finite(raw: bytes) -> bool:
     return False
 
 
-def _portable(err: ErrorDetails) -> dict[str, Any]:
+_MISMATCH = {"model_type", "dict_type", "list_type", "string_type", "int_type", "float_type", "bool_type"}
+
+
+def _is_tag(part: int | str) -> bool:
+    """A union member's tag in an error location (``ToolChoiceObject``, ``str``, ``literal[…]``), not a
+    field: our field names are lower-case words."""
+    return isinstance(part, str) and (part[:1].isupper() or "[" in part or part in ("str", "int", "float"))
+
+
+def pick_error(errors: list[ErrorDetails]) -> ErrorDetails | dict[str, Any]:
+    """The error to report. For a value that matched no member of a union, the member it came closest
+    to: the deepest error, preferring one that is not a plain type mismatch; tags left out of ``loc``."""
+    first = errors[0]
+    cut = next((i for i, part in enumerate(first["loc"]) if _is_tag(part)), None)
+    if cut is None:
+        return first
+    prefix = first["loc"][:cut]
+    members = [e for e in errors[:200] if e["loc"][:cut] == prefix and len(e["loc"]) > cut]
+
+    def rank(e: ErrorDetails) -> tuple[int, bool]:
+        return len([p for p in e["loc"] if not _is_tag(p)]), e["type"] not in (*_MISMATCH, "literal_error")
+
+    best = max(members, key=rank)  # max keeps the first of equals
+    return {**best, "loc": tuple(p for p in best["loc"] if not _is_tag(p))}
+
+
+def _portable(err: ErrorDetails | dict[str, Any]) -> dict[str, Any]:
     """An error detail small enough to send back from the worker (no echo of a huge input)."""
     got = err.get("input")
     if not isinstance(got, str | int | float | bool | type(None)):
@@ -63,14 +89,14 @@ def _portable(err: ErrorDetails) -> dict[str, Any]:
     return out
 
 
-def first_error(model: type[BaseModel], raw: bytes) -> dict[str, Any] | None:
+def body_error(model: type[BaseModel], raw: bytes) -> dict[str, Any] | None:
     """The first problem with ``raw`` as a ``model`` body, or None (runs in the worker process)."""
+    if has_non_finite(raw):
+        return {"type": "non_finite", "loc": (), "msg": NON_FINITE}
     try:
         model.model_validate_json(raw or b"{}", strict=True)
     except ValidationError as exc:
-        return _portable(exc.errors(include_url=False)[0])
-    if has_non_finite(raw):
-        return {"type": "non_finite", "loc": (), "msg": NON_FINITE}
+        return _portable(pick_error(exc.errors(include_url=False)))
     return None
 
 
@@ -89,7 +115,7 @@ def check_content_type(request: web.Request, raw: bytes) -> None:
 
 
 async def precheck(pool: Executor, model: type[BaseModel], raw: bytes) -> dict[str, Any] | None:
-    """``first_error`` for a big body, off the event loop; None for a small one (checked in-process)."""
+    """``body_error`` for a big body, off the event loop; None for a small one (checked in-process)."""
     if len(raw) <= BIG_BODY:
         return None
-    return await asyncio.get_running_loop().run_in_executor(pool, first_error, model, raw)
+    return await asyncio.get_running_loop().run_in_executor(pool, body_error, model, raw)

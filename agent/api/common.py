@@ -243,7 +243,7 @@ def _message(err: ErrorDetails | dict[str, Any], param: str) -> str:
 
 
 def validation_error(exc: ValidationError) -> InvalidRequest:
-    return error_from_details(exc.errors(include_url=False)[0])
+    return error_from_details(body.pick_error(exc.errors(include_url=False)))
 
 
 def error_from_details(err: ErrorDetails | dict[str, Any]) -> InvalidRequest:
@@ -263,12 +263,12 @@ async def parse(request: web.Request, model: type[M]) -> M:
     problem = await body.precheck(request.app[VALIDATOR], model, raw)
     if problem is not None:
         raise error_from_details(problem)
+    if body.has_non_finite(raw):
+        raise InvalidRequest(body.NON_FINITE)
     try:
         parsed = model.model_validate_json(raw or b"{}", strict=True)
     except ValidationError as exc:
         raise validation_error(exc) from None
-    if body.has_non_finite(raw):
-        raise InvalidRequest(body.NON_FINITE)
     await check_refs(store(request), owner(request), parsed, now())
     return parsed
 
