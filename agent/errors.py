@@ -8,8 +8,8 @@
     ├── RateLimited         429   a per-key limit (concurrent runs) is reached; the SDK retries it
     └── ServerError         500   our fault or the infrastructure's; never carries a stack trace
 
-A client that hangs up mid-request is not an error of ours: it is logged at INFO and answered 400 (which
-no one reads). Anything else raised by a handler is logged and becomes a plain 500 server_error.
+A client that hangs up mid-request is not an error of ours (the request is logged as status 499).
+Anything else raised by a handler is logged and becomes a plain 500 server_error.
 """
 
 from __future__ import annotations
@@ -102,6 +102,9 @@ def _from_http(exc: web.HTTPException, request: web.Request) -> APIError:
     return err
 
 
+GONE: web.RequestKey[bool] = web.RequestKey("client_gone", bool)
+"""Set on a request whose client went away before it was answered."""
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -117,8 +120,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(_from_http(exc, request))
     except json.JSONDecodeError:
         return error_response(InvalidRequest("We could not parse the JSON body of your request."))
-    except ConnectionResetError:  # the client hung up (aiohttp's ClientConnectionResetError is one)
-        log.info("client disconnected during %s %s", request.method, request.path)
+    except ConnectionError:  # the client went away mid-request: nothing to answer, and not our error
+        request[GONE] = True  # logged and counted as status 499 (observe.py)
         return error_response(InvalidRequest("The client closed the connection.", code="client_closed"))
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)

@@ -94,6 +94,8 @@ class Calculator:
         self._turns: deque[str] = deque()  # keys with waiting calls, in round-robin order
         self._running: dict[str, int] = {}  # key → evaluations it has running
         self._closed = False
+        self.timeouts = 0
+        """Expressions whose worker was killed at the timeout, since start."""
         self._reapers: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------------------------------
@@ -179,6 +181,7 @@ class Calculator:
                 raw = await proc.stdout.readline()
             finished = True
         except TimeoutError:
+            self.timeouts += 1
             finished = True
             await self._retire(slot)
             return (
