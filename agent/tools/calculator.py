@@ -12,7 +12,7 @@ Layers of defence (see ``calc_worker.py`` for the evaluation side):
    this: big-integer arithmetic holds the GIL) and starts a fresh one for the next call.
 4. Fair sharing: each call names its ``key`` (the API key's owner). A key has at most ``per_key``
    evaluations running (below the worker count, a worker is left for the others); its further calls
-   wait in its own queue, and a freed worker goes to the next waiting key in turn (round-robin). So one
+   wait in its own queue, and a freed worker goes to the waiting key served least recently. So one
    key's expensive calls delay another key's call by at most one evaluation timeout.
 
 Every failure is returned as text starting with ``Error:``; :meth:`Calculator.evaluate` does not
@@ -91,7 +91,8 @@ class Calculator:
         self._slots = [_Slot(i) for i in range(workers)]
         self._idle: list[_Slot] = list(self._slots)
         self._waiting: dict[str, deque[asyncio.Future[_Slot]]] = {}  # key → its calls waiting, in order
-        self._turns: deque[str] = deque()  # keys with waiting calls, in round-robin order
+        self._served: dict[str, int] = {}  # key → when it was last given a worker (a tick)
+        self._tick = 0
         self._running: dict[str, int] = {}  # key → evaluations it has running
         self._closed = False
         self.timeouts = 0
@@ -228,10 +229,7 @@ class Calculator:
     async def _acquire(self, key: str) -> _Slot:
         """A worker for one of ``key``'s calls, when it is the key's turn and the key is under its cap."""
         fut: asyncio.Future[_Slot] = asyncio.get_running_loop().create_future()
-        queue = self._waiting.setdefault(key, deque())
-        queue.append(fut)
-        if len(queue) == 1:
-            self._turns.append(key)
+        self._waiting.setdefault(key, deque()).append(fut)
         self._dispatch()
         try:
             return await fut
@@ -248,32 +246,32 @@ class Calculator:
             queue.remove(fut)
             if not queue:
                 del self._waiting[key]
-                self._turns.remove(key)
 
     def _release(self, key: str, slot: _Slot) -> None:
         self._running[key] -= 1
         if not self._running[key]:
             del self._running[key]
+            if key not in self._waiting:
+                self._served.pop(key, None)  # idle again: its next call is served like a newcomer's
         self._idle.append(slot)
         self._dispatch()
 
     def _dispatch(self) -> None:
-        """Give idle workers to waiting keys, round-robin, skipping keys at their cap."""
-        while self._idle and self._turns:
-            for _ in range(len(self._turns)):
-                key = self._turns[0]
-                self._turns.rotate(-1)
-                if self._running.get(key, 0) < self.per_key or key == "":  # "": start(), not capped
-                    break
-            else:
-                return  # every waiting key is at its cap
+        """Give idle workers to waiting keys under their cap, the least recently served key first (a key
+        never served yet, or idle since, before keys that were just served; ties in arrival order)."""
+        while self._idle:
+            ready = [k for k in self._waiting if k == "" or self._running.get(k, 0) < self.per_key]
+            if not ready:
+                return  # every waiting key is at its cap ("": start(), not capped)
+            key = min(ready, key=lambda k: self._served.get(k, 0))
             queue = self._waiting[key]
             fut = queue.popleft()
             if not queue:
                 del self._waiting[key]
-                self._turns.remove(key)
             if fut.done():  # its caller was cancelled and has not run its clean-up yet
                 continue
+            self._tick += 1
+            self._served[key] = self._tick
             self._running[key] = self._running.get(key, 0) + 1
             fut.set_result(self._idle.pop())
 
