@@ -4,15 +4,31 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from agent.tools.base import ToolContext, ToolOutput, function_schema
-from sandbox import ExecResult, SandboxManager
+from sandbox import ExecResult
 
 log = logging.getLogger(__name__)
 SaveFile = Callable[[str, str, bytes], Awaitable[dict[str, Any]]]  # (owner, filename, data) -> File
 LoadFile = Callable[[str, str], Awaitable[tuple[str, bytes] | None]]  # (owner, file_id) -> (name, data)
 MAX_MODEL_OUTPUT = 8000
+
+
+class SandboxSession(Protocol):
+    """One conversation's stateful Python (`sandbox.Session` in production; an in-process fake in tests)."""
+
+    async def execute(self, code: str, timeout: float | None = None) -> ExecResult: ...  # noqa: ASYNC109
+
+    async def write_file(self, path: str, data: bytes) -> None: ...
+
+    async def read_file(self, path: str) -> bytes: ...
+
+
+class Sandboxes(Protocol):
+    """The sandbox seam: a session per key (thread/conversation), made on first use."""
+
+    async def session(self, key: str) -> SandboxSession: ...
 
 
 class CodeInterpreterTool:
@@ -21,7 +37,7 @@ class CodeInterpreterTool:
     input_field: str | None = "code"
 
     def __init__(
-        self, manager: SandboxManager | None, save: SaveFile, load: LoadFile, timeout: float = 30
+        self, manager: Sandboxes | None, save: SaveFile, load: LoadFile, timeout: float = 30
     ) -> None:
         self.manager, self.save, self.load, self.timeout = manager, save, load, timeout
         self._placed: dict[str, set[str]] = {}  # session key → file ids already in its /mnt/data
@@ -58,7 +74,7 @@ class CodeInterpreterTool:
             self._placed.pop(ctx.thread_id, None)
         return await self._outputs(result, record, session, ctx)
 
-    async def _place_files(self, session: Any, ctx: ToolContext) -> None:
+    async def _place_files(self, session: SandboxSession, ctx: ToolContext) -> None:
         placed = self._placed.setdefault(ctx.thread_id, set())
         for file_id in ctx.code_file_ids():
             if file_id in placed:
@@ -69,7 +85,7 @@ class CodeInterpreterTool:
                 placed.add(file_id)
 
     async def _outputs(
-        self, result: ExecResult, record: dict[str, Any], session: Any, ctx: ToolContext
+        self, result: ExecResult, record: dict[str, Any], session: SandboxSession, ctx: ToolContext
     ) -> ToolOutput:
         text = _logs(result)
         outputs: list[dict[str, Any]] = []
