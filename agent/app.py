@@ -13,7 +13,9 @@ from agent import metrics as prom
 from agent import web as playground
 from agent.api import (
     assistants,
+    body,
     conversations,
+    expiry,
     files,
     messages,
     models,
@@ -37,6 +39,7 @@ from agent.app_keys import (
     STORE,
     THREAD_DELETED,
     TOOLS,
+    VALIDATOR,
 )
 from agent.engine.bus import EventBus
 from agent.engine.executor import Executor
@@ -62,13 +65,16 @@ log = logging.getLogger(__name__)
 
 
 def _auth_middleware(keys: list[str], open_paths: tuple[str, ...] = ("/health",)) -> Any:
+    accepted = [k.encode() for k in keys]
+
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in open_paths or playground.is_public(request.path):
             return await handler(request)
         header = request.headers.get("Authorization", "")
         key = header[7:].strip() if header[:7].lower() == "bearer " else ""
-        if keys and not any(hmac.compare_digest(key, k) for k in keys):
+        given = key.encode("utf-8", "surrogateescape")  # compared as bytes: any header text is safe
+        if keys and not any(hmac.compare_digest(given, k) for k in accepted):
             if not key:
                 raise Unauthorized(
                     "You didn't provide an API key. You need to provide your API key in an Authorization "
@@ -108,10 +114,12 @@ def create_app(settings: Settings | None = None, model: ChatModel | None = None)
     app.router.add_routes(playground.routes)  # the playground page, served without a key
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.insert(0, _managed_model_ctx)  # first: later contexts use the model server's URL
+    app.cleanup_ctx.append(_validator_ctx)
     app.cleanup_ctx.append(_model_ctx(model))
     app.cleanup_ctx.append(_ingest_ctx)
     app.cleanup_ctx.append(_tools_ctx)
     app.cleanup_ctx.append(_executor_ctx)
+    app.cleanup_ctx.append(expiry.expiry_ctx)
     app.on_shutdown.append(_drain)
     if not settings.keys:
         log.warning("AGENT_API_KEYS is empty: the API is open to anyone who can reach it")
@@ -127,6 +135,13 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     await files.sweep_partial_uploads(app)
     yield
     await store.close()
+
+
+async def _validator_ctx(app: web.Application) -> AsyncIterator[None]:
+    pool = body.validator_pool()
+    app[VALIDATOR] = pool
+    yield
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _model_ctx(model: ChatModel | None) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -261,7 +276,11 @@ async def _tools_ctx(app: web.Application) -> AsyncIterator[None]:
     """The server-side tools: calculator workers, the sandbox manager (when Docker is there), file_search."""
 
     settings = app[SETTINGS]
-    calculator = Calculator(workers=settings.calculator_workers, timeout=settings.calculator_timeout)
+    calculator = Calculator(
+        workers=settings.calculator_workers,
+        timeout=settings.calculator_timeout,
+        per_key=settings.calculator_per_key,
+    )
     await calculator.start()
     app[METRICS].watch(prom.calculator_metrics(lambda: calculator.timeouts))
     manager: SandboxManager | None = SandboxManager(

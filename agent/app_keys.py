@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor as PoolExecutor
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -30,3 +31,4 @@ OWNER: web.RequestKey[str] = web.RequestKey("owner", str)
 TOOLS: web.AppKey[dict[str, ServerTool]] = web.AppKey("tools")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 MANAGED: web.AppKey[list[ManagedModel]] = web.AppKey("managed_models")
+VALIDATOR: web.AppKey[PoolExecutor] = web.AppKey("validator")  # big request bodies are validated here

@@ -5,8 +5,10 @@
     ├── Unauthorized        401   missing or wrong API key
     ├── NotFound            404   unknown id (or an object owned by another key)
     ├── PayloadTooLarge     413   body or upload over the configured limit
+    ├── RateLimited         429   a per-key limit (concurrent runs) is reached; the SDK retries it
     └── ServerError         500   our fault or the infrastructure's; never carries a stack trace
 
+A client that hangs up mid-request is not an error of ours (the request is logged as status 499).
 Anything else raised by a handler is logged and becomes a plain 500 server_error.
 """
 
@@ -56,6 +58,17 @@ class PayloadTooLarge(APIError):
     type = "invalid_request_error"
 
 
+class RateLimited(APIError):
+    """The hosted API's shape: ``type`` names the limited quantity, ``code`` is ``rate_limit_exceeded``."""
+
+    status = 429
+    type = "requests"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message, code="rate_limit_exceeded")
+        self.retry_after = retry_after
+
+
 class ServerError(APIError):
     status = 500
     type = "server_error"
@@ -69,7 +82,8 @@ def not_found(kind: str, object_id: str) -> NotFound:
 
 
 def error_response(err: APIError) -> web.Response:
-    return web.json_response(err.body(), status=err.status)
+    headers = {"Retry-After": str(err.retry_after)} if isinstance(err, RateLimited) else None
+    return web.json_response(err.body(), status=err.status, headers=headers)
 
 
 def _from_http(exc: web.HTTPException, request: web.Request) -> APIError:
@@ -88,6 +102,9 @@ def _from_http(exc: web.HTTPException, request: web.Request) -> APIError:
     return err
 
 
+GONE: web.RequestKey[bool] = web.RequestKey("client_gone", bool)
+"""Set on a request whose client went away before it was answered."""
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -103,8 +120,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(_from_http(exc, request))
     except json.JSONDecodeError:
         return error_response(InvalidRequest("We could not parse the JSON body of your request."))
-    except ConnectionError:
-        raise  # the client went away: nothing to answer, and not our error (logged as status 499)
+    except ConnectionError:  # the client went away mid-request: nothing to answer, and not our error
+        request[GONE] = True  # logged and counted as status 499 (observe.py)
+        return error_response(InvalidRequest("The client closed the connection.", code="client_closed"))
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(ServerError("The server had an error while processing your request."))

@@ -12,12 +12,11 @@ import uuid
 from aiohttp import web
 
 from agent.app_keys import METRICS
-from agent.errors import Handler
+from agent.errors import GONE, Handler
 from agent.logs import REQUEST_ID
 
 log = logging.getLogger("agent.access")
 REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("request_id", str)
-GONE: web.RequestKey[bool] = web.RequestKey("client_gone", bool)
 """Set when the client went away before the response was complete (logged as status 499)."""
 METHODS = frozenset({"GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS"})
 QUIET = ("/health", "/metrics")

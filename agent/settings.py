@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     directory when unset."""
     max_runs: int = Field(default=64, ge=1)
     """Runs one replica executes at once; further polled runs stay queued for any replica with room."""
+    max_runs_per_key: int = Field(default=16, ge=1)
+    """Runs one API key may have queued or in progress at once; past it, creating a run answers 429."""
+    calculator_per_key: int = Field(default=1, ge=1)
+    """Calculator evaluations one API key may have running at once (keep it below the worker count so a
+    worker is always left for other keys); a key's further calls wait their turn, keys served in turn."""
 
     # -- a managed model server -------------------------------------------------------------------------
     model_file: Path | None = None

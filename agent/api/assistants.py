@@ -22,9 +22,11 @@ from agent.api.common import (
     page_response,
     parse,
     store,
+    wire,
 )
-from agent.api.vector_stores import create_helper_stores
+from agent.api.vector_stores import StoreWrites, helper_stores
 from agent.errors import not_found
+from agent.store import db
 
 routes = web.RouteTableDef()
 
@@ -69,17 +71,12 @@ def _apply(obj: dict[str, Any], body: AssistantUpdate) -> dict[str, Any]:
             value = getattr(body, field)
             if value is None and field in ("model", "temperature", "top_p", "response_format"):
                 continue  # null means "keep the default"
-            obj[field] = value
+            obj[field] = wire(value)
     if "tools" in given:
         obj["tools"] = [t.wire() for t in body.tools or []]
     if "metadata" in given:
         obj["metadata"] = body.metadata or {}
     return obj
-
-
-async def _resources(request: web.Request, res: ToolResources | None) -> dict[str, Any]:
-    ids = await create_helper_stores(request, res)
-    return tool_resources_wire(res, ids)
 
 
 @routes.post("/v1/assistants")
@@ -101,8 +98,15 @@ async def create(request: web.Request) -> web.Response:
         "response_format": "auto",
     }
     _apply(obj, body)
-    obj["tool_resources"] = await _resources(request, body.tool_resources)
-    return web.json_response(await store(request).insert("assistant", obj, owner(request)))
+    writes, who = StoreWrites(), owner(request)
+    obj["tool_resources"] = tool_resources_wire(
+        body.tool_resources, helper_stores(body.tool_resources, writes)
+    )
+    async with store(request).write() as conn:  # the assistant and its helper stores, or nothing
+        await writes.write(conn, who)
+        await db.insert(conn, "assistant", obj, who)
+    writes.ingest(request, who)
+    return web.json_response(obj)
 
 
 @routes.get("/v1/assistants")

@@ -17,7 +17,9 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from agent.app_keys import OWNER, STORE
+from agent.api import body
+from agent.api.refs import EXPIRING, FileId, VectorStoreId, check_refs, expired
+from agent.app_keys import OWNER, STORE, VALIDATOR
 from agent.domain import new_id as new_id  # re-exported: ids and the clock live in agent.domain
 from agent.domain import now as now
 from agent.errors import InvalidRequest, not_found
@@ -69,8 +71,11 @@ class FunctionDef(Request):
     strict: bool | None = None
 
 
+RANKERS = ("auto", "default_2024_08_21", "default-2024-11-15", "none")
+
+
 class RankingOptions(Request):
-    ranker: str | None = None
+    ranker: Literal["auto", "default_2024_08_21", "default-2024-11-15", "none"] | None = None
     score_threshold: float = Field(default=0.0, ge=0, le=1)
 
 
@@ -106,17 +111,17 @@ class Tool(Request):
 
 
 class CodeInterpreterResources(Request):
-    file_ids: list[str] = Field(default_factory=list, max_length=20)
+    file_ids: list[FileId] = Field(default_factory=list, max_length=20)
 
 
 class VectorStoreHelper(Request):
-    file_ids: list[str] = Field(default_factory=list, max_length=10000)
+    file_ids: list[FileId] = Field(default_factory=list, max_length=10000)
     chunking_strategy: dict[str, Any] | None = None
     metadata: Metadata = None
 
 
 class FileSearchResources(Request):
-    vector_store_ids: list[str] | None = Field(default=None, max_length=1)
+    vector_store_ids: list[VectorStoreId] | None = Field(default=None, max_length=1)
     vector_stores: list[VectorStoreHelper] | None = Field(default=None, max_length=1)
 
 
@@ -125,7 +130,55 @@ class ToolResources(Request):
     file_search: FileSearchResources | None = None
 
 
-ResponseFormat = Literal["auto"] | dict[str, Any] | None
+class JsonSchema(Request):
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
+class FormatText(Request):
+    type: Literal["text"]
+
+
+class FormatJsonObject(Request):
+    type: Literal["json_object"]
+
+
+class FormatJsonSchema(Request):
+    type: Literal["json_schema"]
+    json_schema: JsonSchema
+
+
+ResponseFormat = Annotated[
+    Literal["auto"] | FormatText | FormatJsonObject | FormatJsonSchema | None,
+    Field(union_mode="left_to_right"),
+]
+
+
+class ToolChoiceFunction(Request):
+    name: str
+
+
+class ToolChoiceObject(Request):
+    type: Literal["function", "code_interpreter", "file_search", "calculator"]
+    function: ToolChoiceFunction | None = None
+
+    @model_validator(mode="after")
+    def _function_given(self) -> ToolChoiceObject:
+        if self.type == "function" and self.function is None:
+            raise ValueError("Missing required parameter: 'tool_choice.function'.")
+        return self
+
+
+ToolChoice = Annotated[
+    Literal["none", "auto", "required"] | ToolChoiceObject | None, Field(union_mode="left_to_right")
+]
+
+
+def wire(value: Any) -> Any:
+    """A parsed option (a sub-model, or a plain value) as it is stored and returned."""
+    return value.model_dump(by_alias=True, exclude_none=True) if isinstance(value, BaseModel) else value
 
 
 def _param(loc: tuple[int | str, ...]) -> str:
@@ -147,7 +200,7 @@ _TYPE_NAMES = {
 }
 
 
-def _message(err: ErrorDetails, param: str) -> str:
+def _message(err: ErrorDetails | dict[str, Any], param: str) -> str:
     kind, ctx, got = err["type"], err.get("ctx") or {}, err.get("input")
     if kind == "missing":
         return f"Missing required parameter: '{param}'."
@@ -174,22 +227,34 @@ def _message(err: ErrorDetails, param: str) -> str:
 
 
 def validation_error(exc: ValidationError) -> InvalidRequest:
-    err = exc.errors()[0]
+    return error_from_details(body.pick_error(exc.errors(include_url=False)))
+
+
+def error_from_details(err: ErrorDetails | dict[str, Any]) -> InvalidRequest:
     if err["type"] == "json_invalid":
-        return InvalidRequest(
-            "We could not parse the JSON body of your request. (HINT: This likely means you aren't using "
-            "your HTTP library correctly. The OpenAI API expects a JSON payload.)"
-        )
+        return InvalidRequest(body.NOT_JSON)
+    if err["type"] == "non_finite":
+        return InvalidRequest(body.NON_FINITE)
     param = _param(err["loc"])
     return InvalidRequest(_message(err, param), param=param or None)
 
 
 async def parse(request: web.Request, model: type[M]) -> M:
+    """The request's JSON body as ``model``: well-formed, finite, valid, and every id it names owned by
+    the caller (``refs.check_refs``). Nothing has been written when this raises."""
     raw = await request.read()
+    body.check_content_type(request, raw)
+    problem = await body.precheck(request.app[VALIDATOR], model, raw)
+    if problem is not None:
+        raise error_from_details(problem)
+    if body.has_non_finite(raw):
+        raise InvalidRequest(body.NON_FINITE)
     try:
-        return model.model_validate_json(raw or b"{}", strict=True)
+        parsed = model.model_validate_json(raw or b"{}", strict=True)
     except ValidationError as exc:
         raise validation_error(exc) from None
+    await check_refs(store(request), owner(request), parsed, now())
+    return parsed
 
 
 def validate(model: type[M], data: Any) -> M:
@@ -201,7 +266,7 @@ def validate(model: type[M], data: Any) -> M:
 
 # --- pagination ---------------------------------------------------------------------------------
 class ListQuery(BaseModel):
-    limit: int = Field(default=20, ge=1, le=100)
+    limit: int = Field(default=20, ge=1)
     order: Literal["asc", "desc"] = "desc"
     after: str | None = None
     before: str | None = None
@@ -210,14 +275,11 @@ class ListQuery(BaseModel):
 def list_query(request: web.Request, max_limit: int = 100, default_limit: int = 20) -> ListQuery:
     q = request.query
     raw: dict[str, Any] = {k: q[k] for k in ("order", "after", "before") if k in q}
-    if "limit" in q:
-        raw["limit"] = q["limit"]
+    raw["limit"] = q.get("limit", default_limit)
     try:
         parsed = ListQuery.model_validate(raw)
     except ValidationError as exc:
         raise validation_error(exc) from None
-    if "limit" not in q:
-        parsed.limit = default_limit
     if parsed.limit > max_limit:
         raise InvalidRequest(
             f"Invalid 'limit': integer above maximum value. Expected a value <= {max_limit}, "
@@ -228,7 +290,9 @@ def list_query(request: web.Request, max_limit: int = 100, default_limit: int = 
 
 
 def page_response(page: Page) -> web.Response:
-    data = page.data
+    at = now()
+    # files and vector stores past their expires_at are gone (until the sweep deletes them)
+    data = [o for o in page.data if not (o.get("object") in EXPIRING and expired(o, at))]
     return web.json_response(
         {
             "object": "list",
@@ -264,7 +328,7 @@ async def get_or_404(
     request: web.Request, kind: str, object_id: str, parent: str | None = None, label: str | None = None
 ) -> dict[str, Any]:
     obj = await store(request).get(kind, object_id, owner(request), parent)
-    if obj is None:
+    if obj is None or (kind in EXPIRING and expired(obj, now())):
         raise not_found(label or kind, object_id)
     return obj
 

@@ -20,7 +20,8 @@ from agent.api.common import (
     parse,
     store,
 )
-from agent.api.vector_stores import attach_thread_files
+from agent.api.refs import FileId
+from agent.api.vector_stores import StoreWrites, thread_files
 from agent.domain import new_message as new_message
 from agent.domain import text_part
 from agent.errors import InvalidRequest, not_found
@@ -30,12 +31,12 @@ routes = web.RouteTableDef()
 
 
 class ImageFile(Request):
-    file_id: str
+    file_id: FileId
     detail: Literal["auto", "low", "high"] = "auto"
 
 
 class ImageURL(Request):
-    url: str
+    url: str = Field(min_length=1, max_length=2_000_000)
     detail: Literal["auto", "low", "high"] = "auto"
 
 
@@ -51,7 +52,7 @@ class AttachmentTool(Request):
 
 
 class Attachment(Request):
-    file_id: str
+    file_id: FileId
     tools: list[AttachmentTool] = Field(default_factory=list)
 
 
@@ -99,15 +100,35 @@ async def create(request: web.Request) -> web.Response:
     await get_or_404(request, "thread", thread_id)
     body = await parse(request, MessageCreate)
     msg = from_request(thread_id, body)
-    async with store(request).write() as conn:
+    writes, who = StoreWrites(), owner(request)
+    async with store(request).write() as conn:  # the message, its attachments' store, or nothing
         await db.lock(conn, "thread", thread_id)  # a run starting meanwhile waits, and so does the next message
         run_id = await db.active_run(conn, thread_id)
         if run_id is not None:
             raise InvalidRequest(f"Can't add messages to {thread_id} while a run {run_id} is active.")
         msg["created_at"] = now()  # in the order they are written
-        await insert(conn, msg, owner(request))
-    await attach_thread_files(request, thread_id, msg["attachments"])
+        await add_to_thread(conn, who, thread_id, [msg], writes)
+    writes.ingest(request, who)
     return web.json_response(msg)
+
+
+async def add_to_thread(
+    conn: AsyncConnection, who: str, thread_id: str, msgs: list[dict[str, Any]], writes: StoreWrites
+) -> dict[str, Any]:
+    """Insert messages into an existing thread inside the caller's transaction, with their file_search
+    attachments in the thread's vector store (made when missing); returns the thread as it now is."""
+    thread = await db.get(conn, "thread", thread_id, who)
+    if thread is None:
+        raise not_found("thread", thread_id)
+    changed = False
+    for msg in msgs:
+        changed = thread_files(thread, msg["attachments"], writes) or changed
+    await writes.write(conn, who)
+    if changed:
+        await db.update(conn, "thread", thread, who)
+    for msg in msgs:
+        await insert(conn, msg, who)
+    return thread
 
 
 @routes.get("/v1/threads/{thread_id}/messages")

@@ -16,6 +16,7 @@ from agent.api.common import (
     Request,
     ResponseFormat,
     Tool,
+    ToolChoice,
     ToolResources,
     get_or_404,
     list_query,
@@ -25,15 +26,17 @@ from agent.api.common import (
     page_response,
     parse,
     store,
+    wire,
 )
 from agent.api.messages import MessageCreate
+from agent.api.refs import AssistantId
 from agent.api.steps import include_content
 from agent.api.stream import stream_run
-from agent.api.threads import ThreadCreate, create_thread
-from agent.api.vector_stores import attach_thread_files
+from agent.api.threads import ThreadCreate, plan_thread, write_thread
+from agent.api.vector_stores import StoreWrites
 from agent.app_keys import BUS, EXECUTOR, SETTINGS
 from agent.engine.records import TERMINAL, RunRecorder
-from agent.errors import InvalidRequest, not_found
+from agent.errors import InvalidRequest, RateLimited, not_found
 from agent.store import db
 
 routes = web.RouteTableDef()
@@ -46,7 +49,7 @@ class Truncation(Request):
 
 
 class RunOptions(Request):
-    assistant_id: str
+    assistant_id: AssistantId
     model: str | None = None
     instructions: str | None = Field(default=None, max_length=256_000)
     tools: list[Tool] | None = Field(default=None, max_length=20)
@@ -57,7 +60,7 @@ class RunOptions(Request):
     max_prompt_tokens: int | None = Field(default=None, ge=256)
     max_completion_tokens: int | None = Field(default=None, ge=256)
     truncation_strategy: Truncation | None = None
-    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
+    tool_choice: ToolChoice = None
     parallel_tool_calls: bool | None = None
     response_format: ResponseFormat = None
 
@@ -103,7 +106,8 @@ def new_run(
         )
 
     tools = [t.wire() for t in body.tools] if body.tools is not None else assistant["tools"]
-    _check_tool_choice(body.tool_choice, tools)
+    choice = wire(body.tool_choice)
+    _check_tool_choice(choice, tools)
     return {
         "id": new_id("run_"),
         "object": "thread.run",
@@ -131,9 +135,9 @@ def new_run(
         "truncation_strategy": body.truncation_strategy.model_dump()
         if body.truncation_strategy
         else {"type": "auto", "last_messages": None},
-        "tool_choice": body.tool_choice or "auto",
+        "tool_choice": choice or "auto",
         "parallel_tool_calls": True if body.parallel_tool_calls is None else body.parallel_tool_calls,
-        "response_format": pick("response_format", "auto"),
+        "response_format": wire(pick("response_format", "auto")),
     }
 
 
@@ -160,6 +164,17 @@ async def _assistant(request: web.Request, assistant_id: str) -> dict[str, Any]:
     return await get_or_404(request, "assistant", assistant_id)
 
 
+async def _check_run_limit(request: web.Request, conn: AsyncConnection, who: str) -> None:
+    """Per-key fair share: at most ``max_runs_per_key`` runs queued or in progress (hosted: a 429)."""
+    limit = request.app[SETTINGS].max_runs_per_key
+    active = await db.count_executing_runs(conn, who)
+    if active >= limit:
+        raise RateLimited(
+            f"Rate limit reached for runs: this API key has {active} runs queued or in progress "
+            f"(limit {limit}). Wait for one to finish, then try again."
+        )
+
+
 async def _start(
     request: web.Request,
     run: dict[str, Any],
@@ -169,16 +184,17 @@ async def _start(
     thread: dict[str, Any] | None = None,
     first: list[tuple[str, dict[str, Any]]] | None = None,
 ) -> web.StreamResponse:
-    """Publish how the leg begins and hand the run to the executor; answer JSON or the event stream
-    (``first``: events sent to this stream only, before the run's own)."""
+    """Hand the committed run to the executor at once (a run holding the thread lock is always running),
+    publish how the leg begins, and answer JSON or the event stream (``first``: events sent to this
+    stream only, before the run's own). The task starts only when this yields, after the events."""
     bus = request.app[BUS]
     queue = bus.subscribe(run["id"]) if stream else None
     rec = RunRecorder(store(request), bus, dict(run), owner(request))
     rec.assistant, rec.thread = assistant, thread
     rec.include_content = include_content(request)
+    request.app[EXECUTOR].launch(rec)
     for name, data in events:
         rec.publish(name, data)
-    request.app[EXECUTOR].launch(rec)
     if queue is None:
         return web.json_response(run, headers=POLL_HEADERS)
     return await stream_run(request, bus, run["id"], queue, first)
@@ -193,20 +209,19 @@ async def create(request: web.Request) -> web.StreamResponse:
     )
     run = new_run(request, thread_id, assistant, body)
     extra = [messages.from_request(thread_id, m) for m in body.additional_messages or []]
-    try:
+    writes, who = StoreWrites(), owner(request)
+    try:  # the messages, their attachments' store and the run, or nothing
         async with store(request).write() as conn:
             await db.lock(conn, "thread", thread_id)  # a message being added meanwhile goes first
-            for msg in extra:
-                await messages.insert(conn, msg, owner(request))
+            await _check_run_limit(request, conn, who)
+            if extra:
+                thread = await messages.add_to_thread(conn, who, thread_id, extra, writes)
             lease = request.app[EXECUTOR].lease(run["id"], bool(body.stream))
-            await db.insert(conn, "run", run, owner(request), parent=thread_id, **lease)
+            await db.insert(conn, "run", run, who, parent=thread_id, **lease)
     except IntegrityError:  # the one-active-run-per-thread index
         active = await store(request).active_run(thread_id)
         raise InvalidRequest(f"Thread {thread_id} already has an active run {active}.") from None
-    for msg in extra:
-        await attach_thread_files(request, thread_id, msg["attachments"])
-    if any(msg["attachments"] for msg in extra):  # its vector store may have just been made
-        thread = await get_or_404(request, "thread", thread_id)
+    writes.ingest(request, who)
     return await _start(request, run, bool(body.stream), _created(run), assistant, thread)
 
 
@@ -217,10 +232,15 @@ async def create_and_run(request: web.Request) -> web.StreamResponse:
     thread_body = body.thread or ThreadCreate()
     if body.tool_resources is not None and thread_body.tool_resources is None:
         thread_body.tool_resources = body.tool_resources
-    thread = await create_thread(request, thread_body)
-    run = new_run(request, thread["id"], assistant, body)
+    writes, who = StoreWrites(), owner(request)
+    thread, msgs = plan_thread(thread_body, writes)
+    run = new_run(request, thread["id"], assistant, body)  # refuses a bad tool_choice before any write
     lease = request.app[EXECUTOR].lease(run["id"], bool(body.stream))
-    await store(request).insert("run", run, owner(request), parent=thread["id"], **lease)
+    async with store(request).write() as conn:  # the thread, its messages and stores, the run, or nothing
+        await _check_run_limit(request, conn, who)
+        await write_thread(conn, who, thread, msgs, writes)
+        await db.insert(conn, "run", run, who, parent=thread["id"], **lease)
+    writes.ingest(request, who)
     return await _start(
         request, run, bool(body.stream), _created(run), assistant, thread, [("thread.created", thread)]
     )
@@ -299,6 +319,7 @@ async def submit_tool_outputs(request: web.Request) -> web.StreamResponse:
             raise not_found("run", m["run_id"])
         if run["status"] != "requires_action":
             raise InvalidRequest(f'Runs in status "{run["status"]}" do not accept tool outputs.')
+        await _check_run_limit(request, conn, who)
         expected = [c["id"] for c in run["required_action"]["submit_tool_outputs"]["tool_calls"]]
         given = {o.tool_call_id: o.output for o in body.tool_outputs}
         if sorted(given) != sorted(expected) or len(given) != len(body.tool_outputs):

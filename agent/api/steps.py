@@ -6,6 +6,7 @@ from aiohttp import web
 
 from agent.api.common import get_or_404, list_query, owner, page_response, store
 from agent.engine.records import render_step as render
+from agent.errors import not_found
 
 routes = web.RouteTableDef()
 CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
@@ -35,6 +36,6 @@ async def retrieve(request: web.Request) -> web.Response:
     await get_or_404(request, "thread", m["thread_id"])
     await get_or_404(request, "run", m["run_id"], m["thread_id"])
     step = await get_or_404(request, "step", m["step_id"], m["thread_id"], label="run step")
-    if step["run_id"] != m["run_id"]:
-        raise web.HTTPNotFound()
+    if step["run_id"] != m["run_id"]:  # a step of another run of this thread: unknown under this run
+        raise not_found("run step", m["step_id"])
     return web.json_response(render(step, include_content(request)))

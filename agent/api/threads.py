@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import Field
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agent.api import messages
 from agent.api.assistants import tool_resources_wire
@@ -22,7 +23,7 @@ from agent.api.common import (
     store,
 )
 from agent.api.messages import MessageCreate
-from agent.api.vector_stores import attach_thread_files, create_helper_stores
+from agent.api.vector_stores import StoreWrites, helper_stores, thread_files
 from agent.app_keys import THREAD_DELETED
 from agent.errors import not_found
 from agent.store import db
@@ -41,29 +42,42 @@ class ThreadUpdate(Request):
     tool_resources: ToolResources | None = None
 
 
-async def create_thread(request: web.Request, body: ThreadCreate) -> dict[str, Any]:
-    """Used by POST /threads and by create-and-run."""
-    ids = await create_helper_stores(request, body.tool_resources)
+def plan_thread(body: ThreadCreate, writes: StoreWrites) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The thread and its messages a create will write (helper and attachment stores go to ``writes``).
+    Everything that can be refused is refused here, before the caller's transaction."""
     thread: dict[str, Any] = {
         "id": new_id("thread_"),
         "object": "thread",
         "created_at": now(),
         "metadata": body.metadata or {},
-        "tool_resources": tool_resources_wire(body.tool_resources, ids),
+        "tool_resources": tool_resources_wire(
+            body.tool_resources, helper_stores(body.tool_resources, writes)
+        ),
     }
     msgs = [messages.from_request(thread["id"], m) for m in body.messages or []]
-    async with store(request).write() as conn:
-        await db.insert(conn, "thread", thread, owner(request))
-        for msg in msgs:
-            await messages.insert(conn, msg, owner(request))
     for msg in msgs:
-        await attach_thread_files(request, thread["id"], msg["attachments"])
-    return await get_or_404(request, "thread", thread["id"])
+        thread_files(thread, msg["attachments"], writes)
+    return thread, msgs
+
+
+async def write_thread(
+    conn: AsyncConnection, who: str, thread: dict[str, Any], msgs: list[dict[str, Any]], writes: StoreWrites
+) -> None:
+    await writes.write(conn, who)
+    await db.insert(conn, "thread", thread, who)
+    for msg in msgs:
+        await messages.insert(conn, msg, who)
 
 
 @routes.post("/v1/threads")
 async def create(request: web.Request) -> web.Response:
-    return web.json_response(await create_thread(request, await parse(request, ThreadCreate)))
+    body = await parse(request, ThreadCreate)
+    writes, who = StoreWrites(), owner(request)
+    thread, msgs = plan_thread(body, writes)
+    async with store(request).write() as conn:
+        await write_thread(conn, who, thread, msgs, writes)
+    writes.ingest(request, who)
+    return web.json_response(thread)
 
 
 @routes.get("/v1/threads/{thread_id}")

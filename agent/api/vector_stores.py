@@ -6,13 +6,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import Field
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agent.api.common import (
     Metadata,
+    RankingOptions,
     Request,
     ToolResources,
     deleted,
@@ -25,9 +28,10 @@ from agent.api.common import (
     parse,
     store,
 )
-from agent.app_keys import INGESTOR
-from agent.errors import InvalidRequest, not_found
-from agent.retrieval import ChunkingStrategy, InvalidChunkingStrategy
+from agent.api.refs import FileId
+from agent.app_keys import INGESTOR, STORE
+from agent.errors import InvalidRequest
+from agent.retrieval import ChunkingStrategy, InvalidChunkingStrategy, InvalidFilter, validate_filter
 from agent.store import db
 
 routes = web.RouteTableDef()
@@ -41,7 +45,7 @@ class ExpiresAfter(Request):
 
 
 class StoreCreate(Request):
-    file_ids: list[str] | None = Field(default=None, max_length=500)
+    file_ids: list[FileId] | None = Field(default=None, max_length=500)
     name: str | None = None
     description: str | None = None
     expires_after: ExpiresAfter | None = None
@@ -56,7 +60,7 @@ class StoreUpdate(Request):
 
 
 class FileCreate(Request):
-    file_id: str
+    file_id: FileId
     attributes: Attributes = Field(default=None, max_length=16)
     chunking_strategy: dict[str, Any] | None = None
 
@@ -66,7 +70,7 @@ class FileUpdate(Request):
 
 
 class BatchCreate(Request):
-    file_ids: list[str] | None = Field(default=None, min_length=1, max_length=2000)
+    file_ids: list[FileId] | None = Field(default=None, min_length=1, max_length=2000)
     files: list[FileCreate] | None = Field(default=None, min_length=1, max_length=2000)
     attributes: Attributes = Field(default=None, max_length=16)
     chunking_strategy: dict[str, Any] | None = None
@@ -76,7 +80,7 @@ class SearchRequest(Request):
     query: str | list[str]
     filters: dict[str, Any] | None = None
     max_num_results: int = Field(default=10, ge=1, le=50)
-    ranking_options: dict[str, Any] | None = None
+    ranking_options: RankingOptions | None = None
     rewrite_query: bool = False
 
 
@@ -115,95 +119,120 @@ async def render_batch(request: web.Request, batch: dict[str, Any]) -> dict[str,
     return batch
 
 
-async def add_file(
-    request: web.Request,
-    vs_id: str,
-    file_id: str,
-    attributes: Attributes,
-    strategy: dict[str, Any] | None,
-    batch_id: str | None = None,
-) -> dict[str, Any]:
-    """Attach a File to a store (in_progress) and queue its ingestion."""
-    who = owner(request)
-    if await store(request).get("file", file_id, who) is None:
-        raise not_found("file", file_id)
-    vsf = {
-        "id": file_id,
-        "object": "vector_store.file",
-        "usage_bytes": 0,
-        "created_at": now(),
-        "vector_store_id": vs_id,
-        "status": "in_progress",
-        "last_error": None,
-        "chunking_strategy": _strategy(strategy),
-        "attributes": attributes or {},
-    }
-    await store(request).delete("vector_store_file", file_id, who, vs_id)
-    await store(request).insert("vector_store_file", vsf, who, parent=vs_id, run_id=batch_id)
-    request.app[INGESTOR].enqueue(who, vs_id, file_id)
-    return vsf
+@dataclass
+class StoreWrites:
+    """Vector stores and files a request creates, planned (and validated) before its one transaction,
+    written inside it, and queued for ingestion only once it has committed."""
+
+    stores: list[dict[str, Any]] = field(default_factory=list)
+    files: list[tuple[dict[str, Any], str | None]] = field(default_factory=list)  # (vector_store.file, batch)
+
+    def add_file(
+        self,
+        vs_id: str,
+        file_id: str,
+        attributes: Attributes = None,
+        strategy: dict[str, Any] | None = None,
+        batch_id: str | None = None,
+    ) -> dict[str, Any]:
+        vsf = {
+            "id": file_id,
+            "object": "vector_store.file",
+            "usage_bytes": 0,
+            "created_at": now(),
+            "vector_store_id": vs_id,
+            "status": "in_progress",
+            "last_error": None,
+            "chunking_strategy": _strategy(strategy),
+            "attributes": attributes or {},
+        }
+        self.files.append((vsf, batch_id))
+        return vsf
+
+    def add_store(self, body: StoreCreate) -> dict[str, Any]:
+        created = now()
+        vs: dict[str, Any] = {
+            "id": new_id("vs_"),
+            "object": "vector_store",
+            "created_at": created,
+            "name": body.name or "",
+            "usage_bytes": 0,
+            "file_counts": _counts({}),
+            "status": "completed",
+            "expires_after": body.expires_after.model_dump() if body.expires_after else None,
+            "expires_at": None,
+            "last_active_at": created,
+            "metadata": body.metadata or {},
+        }
+        _set_expiry(vs)
+        if body.chunking_strategy is not None:
+            _strategy(body.chunking_strategy)  # refused even when no file uses it yet
+        self.stores.append(vs)
+        for file_id in body.file_ids or []:
+            self.add_file(vs["id"], file_id, None, body.chunking_strategy)
+        return vs
+
+    async def write(self, conn: AsyncConnection, who: str) -> None:
+        for vs in self.stores:
+            await db.insert(conn, "vector_store", vs, who)
+        for vsf, batch_id in self.files:
+            await db.delete(conn, "vector_store_file", vsf["id"], who, vsf["vector_store_id"])
+            await db.insert(
+                conn, "vector_store_file", vsf, who, parent=vsf["vector_store_id"], run_id=batch_id
+            )
+
+    def ingest(self, request: web.Request, who: str) -> None:
+        """After the commit: ingestion reads the rows written above."""
+        for vsf, _ in self.files:
+            request.app[INGESTOR].enqueue(who, vsf["vector_store_id"], vsf["id"])
 
 
-async def new_store(request: web.Request, body: StoreCreate) -> dict[str, Any]:
-    vs: dict[str, Any] = {
-        "id": new_id("vs_"),
-        "object": "vector_store",
-        "created_at": now(),
-        "name": body.name or "",
-        "usage_bytes": 0,
-        "file_counts": _counts({}),
-        "status": "completed",
-        "expires_after": body.expires_after.model_dump() if body.expires_after else None,
-        "expires_at": now() + body.expires_after.days * 86400 if body.expires_after else None,
-        "last_active_at": now(),
-        "metadata": body.metadata or {},
-    }
-    await store(request).insert("vector_store", vs, owner(request))
-    for file_id in body.file_ids or []:
-        await add_file(request, vs["id"], file_id, None, body.chunking_strategy)
-    return await render_store(request, vs)
+def _set_expiry(vs: dict[str, Any]) -> None:
+    """``expires_at`` = last activity + ``expires_after.days`` (hosted: the store is gone after it)."""
+    after = vs.get("expires_after")
+    vs["expires_at"] = vs["last_active_at"] + after["days"] * 86400 if after else None
 
 
-async def create_helper_stores(request: web.Request, res: ToolResources | None) -> list[str] | None:
-    """The ``tool_resources.file_search.vector_stores`` helper: make the stores, return their ids."""
+def helper_stores(res: ToolResources | None, writes: StoreWrites) -> list[str] | None:
+    """The ``tool_resources.file_search.vector_stores`` helper: plan the stores, return their ids."""
     if res is None or res.file_search is None or not res.file_search.vector_stores:
         return None
     ids = []
     for helper in res.file_search.vector_stores:
-        vs = await new_store(
-            request,
+        vs = writes.add_store(
             StoreCreate(
                 file_ids=helper.file_ids, metadata=helper.metadata, chunking_strategy=helper.chunking_strategy
-            ),
+            )
         )
         ids.append(vs["id"])
     return ids
 
 
-async def attach_thread_files(
-    request: web.Request, thread_id: str, attachments: list[dict[str, Any]]
-) -> None:
-    """``file_search`` attachments go into the thread's vector store, created when missing."""
+def thread_files(thread: dict[str, Any], attachments: list[dict[str, Any]], writes: StoreWrites) -> bool:
+    """``file_search`` attachments go into the thread's vector store, planned anew when it has none.
+    Returns whether ``thread`` changed (the caller writes it in the same transaction)."""
     file_ids = [a["file_id"] for a in attachments if any(t["type"] == "file_search" for t in a["tools"])]
     if not file_ids:
-        return
-    who = owner(request)
-    thread = await store(request).get("thread", thread_id, who)
-    if thread is None:
-        return
+        return False
     fs = thread["tool_resources"].setdefault("file_search", {"vector_store_ids": []})
-    if not fs.get("vector_store_ids"):
-        vs = await new_store(request, StoreCreate(name=f"thread {thread_id}"))
-        fs["vector_store_ids"] = [vs["id"]]
-        await store(request).update("thread", thread, who)
+    changed = not fs.get("vector_store_ids")
+    if changed:
+        fs["vector_store_ids"] = [writes.add_store(StoreCreate(name=f"thread {thread['id']}"))["id"]]
     for file_id in file_ids:
-        await add_file(request, fs["vector_store_ids"][0], file_id, None, None)
+        writes.add_file(fs["vector_store_ids"][0], file_id)
+    return changed
 
 
 # --- stores ---------------------------------------------------------------------------------------
 @routes.post("/v1/vector_stores")
 async def create(request: web.Request) -> web.Response:
-    return web.json_response(await new_store(request, await parse(request, StoreCreate)))
+    body = await parse(request, StoreCreate)
+    writes, who = StoreWrites(), owner(request)
+    vs = writes.add_store(body)
+    async with store(request).write() as conn:
+        await writes.write(conn, who)
+    writes.ingest(request, who)
+    return web.json_response(await render_store(request, vs))
 
 
 @routes.get("/v1/vector_stores")
@@ -232,18 +261,24 @@ async def modify(request: web.Request) -> web.Response:
         vs["metadata"] = body.metadata or {}
     if "expires_after" in body.model_fields_set:
         vs["expires_after"] = body.expires_after.model_dump() if body.expires_after else None
+    vs["last_active_at"] = now()
+    _set_expiry(vs)
     await store(request).update("vector_store", vs, owner(request))
     return web.json_response(await render_store(request, vs))
+
+
+async def remove_store(app: web.Application, who: str, vs_id: str) -> None:
+    async with app[STORE].write() as conn:
+        await db.delete(conn, "vector_store", vs_id, who)
+        await db.delete_children(conn, "vector_store_file", vs_id)
+        await db.delete_children(conn, "file_batch", vs_id)
+    await app[INGESTOR].index.remove_store(vs_id)
 
 
 @routes.delete("/v1/vector_stores/{vs_id}")
 async def delete(request: web.Request) -> web.Response:
     vs = await _store(request)
-    async with store(request).write() as conn:
-        await db.delete(conn, "vector_store", vs["id"], owner(request))
-        await db.delete_children(conn, "vector_store_file", vs["id"])
-        await db.delete_children(conn, "file_batch", vs["id"])
-    await request.app[INGESTOR].index.remove_store(vs["id"])
+    await remove_store(request.app, owner(request), vs["id"])
     return deleted(vs["id"], "vector_store.deleted")
 
 
@@ -251,13 +286,17 @@ async def delete(request: web.Request) -> web.Response:
 async def search(request: web.Request) -> web.Response:
     vs = await _store(request)
     body = await parse(request, SearchRequest)
-    threshold = float((body.ranking_options or {}).get("score_threshold") or 0.0)
+    threshold = body.ranking_options.score_threshold if body.ranking_options else 0.0
     try:
-        hits = await request.app[INGESTOR].index.search(
-            [vs["id"]], body.query, body.filters, body.max_num_results, threshold
-        )
-    except ValueError as exc:
-        raise InvalidRequest(str(exc), param="filters") from None
+        validate_filter(body.filters) if body.filters is not None else None
+    except InvalidFilter as exc:
+        raise InvalidRequest(f"Invalid 'filters': {exc}.", param="filters") from None
+    hits = await request.app[INGESTOR].index.search(
+        [vs["id"]], body.query, body.filters, body.max_num_results, threshold, owner=owner(request)
+    )
+    vs["last_active_at"] = now()  # use keeps a store with expires_after alive
+    _set_expiry(vs)
+    await store(request).update("vector_store", vs, owner(request))
     queries = [body.query] if isinstance(body.query, str) else body.query
     return web.json_response(
         {
@@ -295,9 +334,12 @@ def _filter(request: web.Request) -> dict[str, Any] | None:
 async def create_file(request: web.Request) -> web.Response:
     vs = await _store(request)
     body = await parse(request, FileCreate)
-    return web.json_response(
-        await add_file(request, vs["id"], body.file_id, body.attributes, body.chunking_strategy)
-    )
+    writes, who = StoreWrites(), owner(request)
+    vsf = writes.add_file(vs["id"], body.file_id, body.attributes, body.chunking_strategy)
+    async with store(request).write() as conn:
+        await writes.write(conn, who)
+    writes.ingest(request, who)
+    return web.json_response(vsf)
 
 
 @routes.get("/v1/vector_stores/{vs_id}/files")
@@ -369,9 +411,6 @@ async def create_batch(request: web.Request) -> web.Response:
         for f in body.file_ids or []
     ]
     who = owner(request)
-    for entry in entries:  # all or nothing: check every id before attaching any
-        if await store(request).get("file", entry.file_id, who) is None:
-            raise not_found("file", entry.file_id)
     batch = {
         "id": new_id("vsfb_"),
         "object": "vector_store.file_batch",
@@ -380,11 +419,13 @@ async def create_batch(request: web.Request) -> web.Response:
         "status": "in_progress",
         "file_counts": _counts({}),
     }
-    await store(request).insert("file_batch", batch, who, parent=vs["id"])
+    writes = StoreWrites()  # every id was checked by parse(); all or nothing from here
     for entry in entries:
-        await add_file(
-            request, vs["id"], entry.file_id, entry.attributes, entry.chunking_strategy, batch["id"]
-        )
+        writes.add_file(vs["id"], entry.file_id, entry.attributes, entry.chunking_strategy, batch["id"])
+    async with store(request).write() as conn:
+        await db.insert(conn, "file_batch", batch, who, parent=vs["id"])
+        await writes.write(conn, who)
+    writes.ingest(request, who)
     return web.json_response(await render_batch(request, batch))
 
 

@@ -34,6 +34,10 @@ class Ingestor:
         self._loop: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        for store_id in await self.index.stores_without_owner():
+            owner = await self.store.owner_of("vector_store", store_id)
+            if owner is not None:
+                await self.index.set_owner(store_id, owner)
         await self._claim()
         self._loop = asyncio.create_task(self._keep())
 
@@ -101,7 +105,9 @@ class Ingestor:
         try:
             text = await asyncio.to_thread(extract_text, data, file["filename"])
             chunks = await asyncio.to_thread(chunk_text, text, vsf.get("chunking_strategy"))
-            size = await self.index.add_file(vs_id, file_id, file["filename"], chunks, vsf.get("attributes"))
+            size = await self.index.add_file(
+                vs_id, file_id, file["filename"], chunks, vsf.get("attributes"), owner=who
+            )
         except ExtractionError as err:
             return _failed(err.code, str(err))
         except Exception as err:

@@ -152,7 +152,7 @@ async def _invoke(tool: ServerTool, arguments: str, ctx: ToolContext, metrics: M
         text = f"Error: the {tool.name} tool failed ({type(err).__name__})."
         if tool.step_type == "function":
             return ToolOutput(text, {"name": tool.name, "arguments": arguments, "output": text})
-        return ToolOutput(text, {**tool.start_record("")[tool.step_type], "_model_output": text})
+        return ToolOutput(text, tool.start_record("")[tool.step_type])
     finally:
         metrics.tool_calls.labels(tool.name, outcome).inc()
         metrics.tool_seconds.labels(tool.name).observe(time.perf_counter() - started)

@@ -32,18 +32,22 @@ def message_text(msg: dict[str, Any]) -> str:
 
 
 def call_to_chat(call: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-    """A step's tool call as the assistant's ``tool_calls`` entry and the tool message content."""
-    kind = call["type"]
-    body = call[kind]
-    if kind == "function":
-        name, args, output = body["name"], body["arguments"], body.get("output")
-    elif kind == "code_interpreter":
-        name, args = "code_interpreter", json.dumps({"code": body.get("input", "")})
-        output = body.get("_model_output") or "\n".join(
-            o["logs"] if o["type"] == "logs" else f"[image {o['image']['file_id']}]" for o in body["outputs"]
+    """A step's tool call as the assistant's ``tool_calls`` entry and the tool message content: the
+    record's transcript (every server-side result has one); a client function's submitted output."""
+    seen = call.get("transcript")
+    if seen is not None:
+        name, args, output = seen["name"], seen["arguments"], seen["output"]
+    elif call["type"] == "function":
+        name, args, output = (
+            call["function"]["name"],
+            call["function"]["arguments"],
+            call["function"].get("output"),
         )
-    else:
-        name, args = "file_search", json.dumps({"query": body.get("_model_input", "")})
+    else:  # recorded before transcripts: the engine-only keys of that time
+        body = call[call["type"]]
+        name = call["type"]
+        key = "code" if name == "code_interpreter" else "query"
+        args = json.dumps({key: body.get("input") if key == "code" else body.get("_model_input", "")})
         output = body.get("_model_output") or ""
     return {"id": call["id"], "type": "function", "function": {"name": name, "arguments": args}}, output
 

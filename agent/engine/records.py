@@ -40,6 +40,13 @@ SANDBOX_LINK = re.compile(r"sandbox:/mnt/data/[^\s)\]\"'<>]+")
 
 TERMINAL = RUN_TERMINAL
 LEG_END = RUN_LEG_END
+TRANSCRIPT = "transcript"
+"""The field of a stored tool-call record holding what the model sent and reads back (its tool message),
+filled for every server-side result, success or failure; the prompt is built from it. Not on the wire."""
+
+
+def transcript(name: str, arguments: str, output: str) -> dict[str, str]:
+    return {"name": name, "arguments": arguments, "output": output}
 
 
 def add_usage(total: dict[str, int] | None, usage: dict[str, int] | None) -> dict[str, int] | None:
@@ -157,9 +164,11 @@ class RunRecorder:
                 "id": event.call_id,
                 "type": "function",
                 "function": {"name": event.name, "arguments": event.arguments, "output": event.error},
+                TRANSCRIPT: transcript(event.name, event.arguments, event.error),
             }
         elif tool is not None and event.output is not None:
             record[tool.step_type] = {**record.get(tool.step_type, {}), **event.output.record}
+            record[TRANSCRIPT] = transcript(event.name, event.arguments, event.output.text)
             outs = event.output.record.get("outputs")
             if outs:
                 self.step_delta(
@@ -557,6 +566,7 @@ def render_step(step: dict[str, Any], include_content: bool) -> dict[str, Any]:
     """A step as clients see it: no engine-only fields; file_search result content only when asked for."""
     step = scrub(step)
     for call in step["step_details"].get("tool_calls") or []:
+        call.pop(TRANSCRIPT, None)
         if call["type"] == "file_search" and not include_content:
             for result in call["file_search"].get("results") or []:
                 result.pop("content", None)

@@ -41,6 +41,8 @@ def validate_filter(flt: Any, _depth: int = 0) -> None:
     if not isinstance(flt, Mapping):
         raise InvalidFilter("a filter must be an object")
     kind = flt.get("type")
+    if not isinstance(kind, str):
+        raise InvalidFilter(f"filter 'type' must be a string, got {type(kind).__name__}")
     if kind in COMPOUND_TYPES:
         subs = flt.get("filters")
         if not isinstance(subs, list):

@@ -141,6 +141,7 @@ class SearchIndex:
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="search-index-write")
         self._readers = ThreadPoolExecutor(2, thread_name_prefix="search-index-read")
         await self._run(self._writer, lambda conn: conn.executescript(_SCHEMA))
+        await self._run(self._writer, _add_owner_column)
 
     async def close(self) -> None:
         writer, readers = self._writer, self._readers
@@ -208,8 +209,10 @@ class SearchIndex:
         filename: str,
         chunks: list[Chunk],
         attributes: dict[str, Any] | None,
+        owner: str | None = None,
     ) -> int:
-        """Index (or re-index) a file in a store; returns its usage_bytes (UTF-8 text + vector bytes)."""
+        """Index (or re-index) a file in a store; returns its usage_bytes (UTF-8 text + vector bytes).
+        ``owner`` (the store's) lets searches filter by owner as a second line of defence."""
         blobs: list[bytes | None] = [None] * len(chunks)
         if self.embedder is not None and chunks:
             vectors = await self._embed([c.text for c in chunks])
@@ -221,9 +224,9 @@ class SearchIndex:
         def write(conn: sqlite3.Connection) -> int:
             _delete_files(conn, "store_id = ? AND file_id = ?", (store_id, file_id))
             fid = conn.execute(
-                "INSERT INTO files(store_id, file_id, filename, attributes, usage_bytes, chunk_count) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (store_id, file_id, filename, attrs, usage, len(chunks)),
+                "INSERT INTO files(store_id, file_id, filename, attributes, usage_bytes, chunk_count, owner) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (store_id, file_id, filename, attrs, usage, len(chunks), owner),
             ).lastrowid
             base = conn.execute("SELECT COALESCE(MAX(id), 0) FROM chunks").fetchone()[0] + 1
             conn.executemany(
@@ -260,6 +263,16 @@ class SearchIndex:
 
     # ------------------------------------------------------------------ reads
 
+    async def stores_without_owner(self) -> list[str]:
+        """Stores indexed before owners were recorded (backfilled at start-up)."""
+        sql = "SELECT DISTINCT store_id FROM files WHERE owner IS NULL"
+        return await self._read(lambda conn: [r[0] for r in conn.execute(sql)])
+
+    async def set_owner(self, store_id: str, owner: str) -> None:
+        await self._write(
+            lambda conn: conn.execute("UPDATE files SET owner = ? WHERE store_id = ?", (owner, store_id))
+        )
+
     async def file_chunks(self, store_id: str, file_id: str) -> list[str]:
         """The chunk texts of a file in order ([] if the file is not indexed in the store)."""
         sql = (
@@ -286,8 +299,11 @@ class SearchIndex:
         filters: dict[str, Any] | None = None,
         max_num_results: int = 10,
         score_threshold: float = 0.0,
+        *,
+        owner: str | None = None,
     ) -> list[Hit]:
         """Best chunks for ``query`` across ``store_ids``, best first (see the module docstring).
+        With ``owner``, only files indexed for that owner are searched (whatever ids the caller passed).
 
         Raises :class:`~agent.retrieval.filters.InvalidFilter` for a malformed filter.
         """
@@ -303,7 +319,7 @@ class SearchIndex:
         if not terms and qvecs is None:
             return []
         run = functools.partial(
-            self._search_sync, store_ids, terms, qvecs, filters, max_num_results, score_threshold
+            self._search_sync, store_ids, terms, qvecs, filters, max_num_results, score_threshold, owner
         )
         return await self._read(run)
 
@@ -328,13 +344,15 @@ class SearchIndex:
         filters: Mapping[str, Any] | None,
         limit: int,
         threshold: float,
+        owner: str | None,
         conn: sqlite3.Connection,
     ) -> list[Hit]:
         files: dict[int, _FileRow] = {}
-        rows = conn.execute(
-            f"SELECT fid, store_id, file_id, filename, attributes FROM files WHERE store_id IN ({_IDS})",
-            (json.dumps(store_ids),),
-        )
+        sql = f"SELECT fid, store_id, file_id, filename, attributes FROM files WHERE store_id IN ({_IDS})"
+        args: tuple[str, ...] = (json.dumps(store_ids),)
+        if owner is not None:
+            sql, args = sql + " AND owner = ?", (*args, owner)
+        rows = conn.execute(sql, args)
         for fid, store_id, file_id, filename, attrs_json in rows:
             attrs = json.loads(attrs_json) if attrs_json is not None else None
             if matches_filter(filters, attrs):
@@ -394,6 +412,13 @@ class SearchIndex:
             if cid not in seen:  # chunk without a vector: lexical part only
                 scored.append((w * lex, cid, fid, idx))
         return scored
+
+
+def _add_owner_column(conn: sqlite3.Connection) -> None:
+    """Indexes made before owners were recorded gain the column (NULL until backfilled)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(files)")}
+    if "owner" not in columns:
+        conn.execute("ALTER TABLE files ADD COLUMN owner TEXT")
 
 
 def _delete_files(conn: sqlite3.Connection, where: str, args: tuple[str, ...]) -> None:

@@ -37,6 +37,7 @@ FILES = sa.Table(
     sa.Column("attributes", sa.Text),
     sa.Column("usage_bytes", sa.Integer, nullable=False),
     sa.Column("chunk_count", sa.Integer, nullable=False),
+    sa.Column("owner", sa.String(64)),
 )
 CHUNKS = sa.Table(
     "search_chunk",
@@ -80,8 +81,10 @@ class PgSearchIndex:
         filename: str,
         chunks: list[Chunk],
         attributes: dict[str, Any] | None,
+        owner: str | None = None,
     ) -> int:
-        """Index (or re-index) a file in a store; returns its usage_bytes (UTF-8 text + vector bytes)."""
+        """Index (or re-index) a file in a store; returns its usage_bytes (UTF-8 text + vector bytes).
+        ``owner`` (the store's) lets searches filter by owner as a second line of defence."""
         blobs: list[bytes | None] = [None] * len(chunks)
         if self.embedder is not None and chunks:
             vectors = await self._embed([c.text for c in chunks])
@@ -100,6 +103,7 @@ class PgSearchIndex:
                     attributes=attrs,
                     usage_bytes=usage,
                     chunk_count=len(chunks),
+                    owner=owner,
                 )
                 .returning(FILES.c.fid)
             )
@@ -131,6 +135,16 @@ class PgSearchIndex:
         async with self.engine.begin() as conn:
             await conn.execute(q.values(attributes=attrs))
 
+    async def stores_without_owner(self) -> list[str]:
+        """Stores indexed before owners were recorded (backfilled at start-up)."""
+        q = sa.select(FILES.c.store_id).where(FILES.c.owner.is_(None)).distinct()
+        async with self.engine.connect() as conn:
+            return [r[0] for r in await conn.execute(q)]
+
+    async def set_owner(self, store_id: str, owner: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(FILES.update().where(FILES.c.store_id == store_id).values(owner=owner))
+
     # ------------------------------------------------------------------ reads
 
     async def file_chunks(self, store_id: str, file_id: str) -> list[str]:
@@ -159,7 +173,9 @@ class PgSearchIndex:
         filters: dict[str, Any] | None = None,
         max_num_results: int = 10,
         score_threshold: float = 0.0,
+        owner: str | None = None,
     ) -> list[Hit]:
+        """With ``owner``, only files indexed for that owner are searched (whatever ids the caller passed)."""
         if filters is not None:
             validate_filter(filters)
         if max_num_results < 1 or not store_ids:
@@ -176,9 +192,10 @@ class PgSearchIndex:
             q = sa.select(
                 FILES.c.fid, FILES.c.store_id, FILES.c.file_id, FILES.c.filename, FILES.c.attributes
             )
-            for fid, store_id, file_id, filename, attrs_json in await conn.execute(
-                q.where(FILES.c.store_id.in_(store_ids))
-            ):
+            q = q.where(FILES.c.store_id.in_(store_ids))
+            if owner is not None:
+                q = q.where(FILES.c.owner == owner)
+            for fid, store_id, file_id, filename, attrs_json in await conn.execute(q):
                 attrs = json.loads(attrs_json) if attrs_json is not None else None
                 if matches_filter(filters, attrs):
                     files[fid] = (store_id, file_id, filename, attrs)

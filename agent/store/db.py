@@ -210,6 +210,20 @@ class Store:
         async with self.engine.connect() as conn:
             return [(o, json.loads(d)) for o, d in await conn.execute(q)]
 
+    async def owned(self, kind: str, owner: str, ids: builtins.list[str]) -> dict[str, dict[str, Any] | None]:
+        """Which of ``ids`` belong to ``owner``: id → object for files and vector stores (their expiry is
+        in the object), id → None for other kinds (only their existence is read)."""
+        t = TABLES[kind]
+        out: dict[str, dict[str, Any] | None] = {}
+        with_data = kind in ("file", "vector_store")
+        cols = (t.c.id, t.c.data) if with_data else (t.c.id,)
+        async with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                q = sa.select(*cols).where(t.c.owner == owner, t.c.id.in_(ids[start : start + 500]))
+                for row in await conn.execute(q):
+                    out[row[0]] = json.loads(row[1]) if with_data else None
+        return out
+
     async def owner_of(self, kind: str, object_id: str) -> str | None:
         t = TABLES[kind]
         async with self.engine.connect() as conn:
@@ -347,6 +361,13 @@ async def active_run(conn: AsyncConnection, thread_id: str) -> str | None:
     t = TABLES["run"]
     q = sa.select(t.c.id).where(t.c.parent == thread_id, t.c.status.in_(ACTIVE_RUN)).limit(1)
     return await conn.scalar(q)
+
+
+async def count_executing_runs(conn: AsyncConnection, owner: str) -> int:
+    """Runs of ``owner`` queued, in progress or cancelling (what a replica executes)."""
+    t = TABLES["run"]
+    q = sa.select(sa.func.count()).where(t.c.owner == owner, t.c.status.in_(RESUMABLE_RUN))
+    return int(await conn.scalar(q) or 0)
 
 
 async def children(

@@ -10,6 +10,10 @@ Layers of defence (see ``calc_worker.py`` for the evaluation side):
    Each worker runs under RLIMIT_AS (memory) and a per-request RLIMIT_CPU backstop.
 3. The service kills a worker that does not answer within ``timeout`` seconds (a thread cannot do
    this: big-integer arithmetic holds the GIL) and starts a fresh one for the next call.
+4. Fair sharing: each call names its ``key`` (the API key's owner). A key has at most ``per_key``
+   evaluations running (below the worker count, a worker is left for the others); its further calls
+   wait in its own queue, and a freed worker goes to the waiting key served least recently. So one
+   key's expensive calls delay another key's call by at most one evaluation timeout.
 
 Every failure is returned as text starting with ``Error:``; :meth:`Calculator.evaluate` does not
 raise (except for cancellation of the calling task).
@@ -24,6 +28,7 @@ import logging
 import os
 import signal
 import sys
+from collections import deque
 from pathlib import Path
 
 from agent.tools.calc_worker import CONSTANTS, FUNCTIONS, MAX_LENGTH, CalculatorError, check_expression
@@ -65,7 +70,9 @@ class Calculator:
         timeout: float = 2.0,
         memory_mb: int = 256,
         max_length: int = MAX_LENGTH,
+        per_key: int | None = None,
     ) -> None:
+        """``per_key``: evaluations one key may run at once (default: all workers but one, at least 1)."""
         if workers < 1:
             raise ValueError("workers must be at least 1")
         if timeout <= 0:
@@ -78,10 +85,15 @@ class Calculator:
         self.timeout = timeout
         self.memory_mb = memory_mb
         self.max_length = max_length
+        self.per_key = per_key if per_key is not None else max(1, workers - 1)
+        if self.per_key < 1:
+            raise ValueError("per_key must be at least 1")
         self._slots = [_Slot(i) for i in range(workers)]
-        self._idle: asyncio.Queue[_Slot] = asyncio.Queue()
-        for slot in self._slots:
-            self._idle.put_nowait(slot)
+        self._idle: list[_Slot] = list(self._slots)
+        self._waiting: dict[str, deque[asyncio.Future[_Slot]]] = {}  # key → its calls waiting, in order
+        self._served: dict[str, int] = {}  # key → when it was last given a worker (a tick)
+        self._tick = 0
+        self._running: dict[str, int] = {}  # key → evaluations it has running
         self._closed = False
         self.timeouts = 0
         """Expressions whose worker was killed at the timeout, since start."""
@@ -94,14 +106,14 @@ class Calculator:
         """Start all workers now (otherwise they start on first use).  Raises if one cannot start."""
         if self._closed:
             raise RuntimeError("the calculator has been closed")
-        taken = [await self._idle.get() for _ in self._slots]
+        taken = [await self._acquire("") for _ in self._slots]
         try:
             results = await asyncio.gather(
                 *(self._spawn(slot) for slot in taken if not self._alive(slot)), return_exceptions=True
             )
         finally:
             for slot in taken:
-                self._idle.put_nowait(slot)
+                self._release("", slot)
         for result in results:
             if isinstance(result, BaseException):
                 raise RuntimeError(f"calculator worker failed to start: {result}") from result
@@ -129,8 +141,9 @@ class Calculator:
     # ------------------------------------------------------------------------------------------
     # evaluation
 
-    async def evaluate(self, expression: str) -> str:
-        """Evaluate ``expression``; return the result as text, or a message starting with ``Error:``."""
+    async def evaluate(self, expression: str, key: str = "-") -> str:
+        """Evaluate ``expression`` for ``key``; return the result as text, or a message starting with
+        ``Error:``."""
         try:
             try:
                 check_expression(expression, max_length=self.max_length)
@@ -138,11 +151,11 @@ class Calculator:
                 return f"Error: {exc}"
             if self._closed:
                 return "Error: the calculator has been shut down"
-            slot = await self._idle.get()
+            slot = await self._acquire(key)
             try:
                 return await self._evaluate_on(slot, expression)
             finally:
-                self._idle.put_nowait(slot)
+                self._release(key, slot)
         except Exception as exc:  # never raise out of the tool
             log.exception("calculator failure")
             return f"Error: internal calculator error ({type(exc).__name__})"
@@ -209,6 +222,58 @@ class Calculator:
         if response.get("fatal"):
             await self._retire(slot)
         return result
+
+    # ------------------------------------------------------------------------------------------
+    # fair sharing of the workers between keys
+
+    async def _acquire(self, key: str) -> _Slot:
+        """A worker for one of ``key``'s calls, when it is the key's turn and the key is under its cap."""
+        fut: asyncio.Future[_Slot] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(key, deque()).append(fut)
+        self._dispatch()
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():  # handed a worker just as the caller gave up
+                self._release(key, fut.result())
+            else:
+                self._forget(key, fut)
+            raise
+
+    def _forget(self, key: str, fut: asyncio.Future[_Slot]) -> None:
+        queue = self._waiting.get(key)
+        if queue is not None and fut in queue:
+            queue.remove(fut)
+            if not queue:
+                del self._waiting[key]
+
+    def _release(self, key: str, slot: _Slot) -> None:
+        self._running[key] -= 1
+        if not self._running[key]:
+            del self._running[key]
+            if key not in self._waiting:
+                self._served.pop(key, None)  # idle again: its next call is served like a newcomer's
+        self._idle.append(slot)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Give idle workers to waiting keys under their cap, the least recently served key first (a key
+        never served yet, or idle since, before keys that were just served; ties in arrival order)."""
+        while self._idle:
+            ready = [k for k in self._waiting if k == "" or self._running.get(k, 0) < self.per_key]
+            if not ready:
+                return  # every waiting key is at its cap ("": start(), not capped)
+            key = min(ready, key=lambda k: self._served.get(k, 0))
+            queue = self._waiting[key]
+            fut = queue.popleft()
+            if not queue:
+                del self._waiting[key]
+            if fut.done():  # its caller was cancelled and has not run its clean-up yet
+                continue
+            self._tick += 1
+            self._served[key] = self._tick
+            self._running[key] = self._running.get(key, 0) + 1
+            fut.set_result(self._idle.pop())
 
     def _aborted_message(self) -> str:
         return (

@@ -38,6 +38,6 @@ class CalculatorTool:
         if not isinstance(expression, str):
             out = "Error: the calculator takes one string argument 'expression'."
         else:
-            out = await self.calculator.evaluate(expression)
+            out = await self.calculator.evaluate(expression, key=ctx.owner)
         record = {"name": "calculator", "arguments": json.dumps(arguments), "output": out}
         return ToolOutput(text=out, record=record)

@@ -58,9 +58,9 @@ class CodeInterpreterTool:
         code = arguments.get("code")
         record: dict[str, Any] = {"input": code if isinstance(code, str) else "", "outputs": []}
         if not isinstance(code, str):
-            return ToolOutput("Error: code_interpreter takes one string argument 'code'.", record)
+            return _failed("Error: code_interpreter takes one string argument 'code'.", record)
         if self.manager is None:
-            return ToolOutput(
+            return _failed(
                 "Error: code_interpreter is unavailable on this server (no Docker engine).", record
             )
         try:
@@ -69,7 +69,7 @@ class CodeInterpreterTool:
             result = await session.execute(code, timeout=self.timeout)
         except Exception as err:  # infrastructure trouble is something the model can read and report
             log.exception("code_interpreter failed for thread %s", ctx.thread_id)
-            return ToolOutput(f"Error: the sandbox failed ({type(err).__name__}: {err}).", record)
+            return _failed(f"Error: the sandbox failed ({type(err).__name__}: {err}).", record)
         if result.reset:
             self._placed.pop(ctx.thread_id, None)
         return await self._outputs(result, record, session, ctx)
@@ -106,8 +106,13 @@ class CodeInterpreterTool:
             )
         record["outputs"] = outputs
         model_text = "\n".join(p for p in (text[-MAX_MODEL_OUTPUT:], *notes) if p) or "(no output)"
-        record["_model_output"] = model_text
         return ToolOutput(model_text, record, files=made)
+
+
+def _failed(text: str, record: dict[str, Any]) -> ToolOutput:
+    """A call that ran no code: the model reads the error, and the step shows it as the call's logs."""
+    record["outputs"] = [{"type": "logs", "logs": text}]
+    return ToolOutput(text, record)
 
 
 def _logs(result: ExecResult) -> str:

@@ -52,7 +52,7 @@ class FileSearchTool:
         if not ids:
             return ToolOutput("No files are available to search.", record)
         hits = await self.index.search(
-            ids, query, None, options.get("max_num_results") or DEFAULT_RESULTS, threshold
+            ids, query, None, options.get("max_num_results") or DEFAULT_RESULTS, threshold, owner=ctx.owner
         )
         lines = []
         for hit in hits:
@@ -66,7 +66,4 @@ class FileSearchTool:
                     "content": [{"type": "text", "text": hit.text}],
                 }
             )
-        record["_model_input"] = query
-        text = "\n\n".join(lines) if lines else "No results."
-        record["_model_output"] = text
-        return ToolOutput(text, record)
+        return ToolOutput("\n\n".join(lines) if lines else "No results.", record)

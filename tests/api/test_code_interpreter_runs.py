@@ -143,6 +143,8 @@ def test_runaway_code_is_stopped_and_run_completes(ci: openai.OpenAI, model: Scr
     first = steps[0].step_details.tool_calls[0].code_interpreter.outputs[0].logs  # type: ignore[union-attr]
     second = steps[1].step_details.tool_calls[0].code_interpreter.outputs[0].logs  # type: ignore[union-attr]
     assert "time limit" in first and "alive" in second
+    tool_msgs = [m["content"] for m in model.requests[1]["messages"] if m["role"] == "tool"]
+    assert len(tool_msgs) == 1 and "time limit" in tool_msgs[0]  # the model reads the failure too
 
 
 HOSTILE = {

@@ -47,12 +47,13 @@ def test_assistant_crud(client: openai.OpenAI) -> None:
 
 
 def test_thread_with_messages_and_parts(client: openai.OpenAI) -> None:
+    f = client.files.create(file=("data.csv", b"a,b\n1,2\n"), purpose="assistants")
     t = client.beta.threads.create(
         messages=[
             {
                 "role": "user",
                 "content": "Hello",
-                "attachments": [{"file_id": "file-abc", "tools": [{"type": "code_interpreter"}]}],
+                "attachments": [{"file_id": f.id, "tools": [{"type": "code_interpreter"}]}],
             },
             {
                 "role": "assistant",
@@ -70,7 +71,7 @@ def test_thread_with_messages_and_parts(client: openai.OpenAI) -> None:
     first, second = msgs
     assert first.content[0].type == "text" and first.content[0].text.value == "Hello"
     assert first.content[0].text.annotations == [] and first.status == "completed"
-    assert first.attachments and first.attachments[0].file_id == "file-abc"
+    assert first.attachments and first.attachments[0].file_id == f.id
     assert first.run_id is None and first.assistant_id is None and first.thread_id == t.id
     assert second.content[1].type == "image_url" and second.content[1].image_url.url == "https://x/y.png"
     t2 = client.beta.threads.update(t.id, metadata={"user": "u2"})

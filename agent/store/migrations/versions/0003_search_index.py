@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("attributes", sa.Text),
         sa.Column("usage_bytes", sa.Integer, nullable=False),
         sa.Column("chunk_count", sa.Integer, nullable=False),
+        sa.Column("owner", sa.String(64)),
         sa.UniqueConstraint("store_id", "file_id", name="uq_search_file_store_file"),
     )
     op.create_index("ix_search_file_file", "search_file", ["file_id"])
