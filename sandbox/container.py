@@ -85,6 +85,8 @@ class Box:
     volumes: list[str] = field(default_factory=list)
     oom_file: str | None = None
     created: float = field(default_factory=time.monotonic)
+    pid: int = 0
+    """Host pid of the container's PID 1 (the supervisor); 0 until started."""
 
     @property
     def socket_path(self) -> str:
@@ -192,6 +194,7 @@ def start_box(client: docker.DockerClient, box: Box) -> None:
     except docker.errors.DockerException as exc:
         destroy_box(client, box.name, box.volumes, box.container)
         raise SandboxUnavailable(f"could not start a sandbox container: {exc}") from exc
+    box.pid = int(box.container.attrs.get("State", {}).get("Pid") or 0)
     box.oom_file = _oom_file(box.container)
 
 
