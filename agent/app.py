@@ -36,7 +36,7 @@ from agent.store import Store
 from agent.tools import ServerTool
 from agent.tools.calculator import Calculator
 from agent.tools.calculator_tool import CalculatorTool
-from agent.tools.code_interpreter import CodeInterpreterTool
+from agent.tools.code_interpreter import CodeInterpreterTool, OutputLimits
 from agent.tools.file_search import FileSearchTool
 from sandbox import Limits, SandboxManager
 
@@ -170,7 +170,9 @@ async def _tools_ctx(app: web.Application) -> AsyncIterator[None]:
         image=settings.sandbox_image,
         runtime=settings.sandbox_runtime,
         pool_size=settings.sandbox_pool,
-        limits=Limits(timeout=settings.code_timeout),
+        limits=Limits(timeout=settings.code_timeout, data_mb=settings.sandbox_data_mb),
+        max_sessions_per_owner=settings.code_sessions_per_key,
+        io_workers=settings.sandbox_io_threads,
     )
     try:
         if not settings.sandbox_enabled:
@@ -195,7 +197,20 @@ async def _tools_ctx(app: web.Application) -> AsyncIterator[None]:
 
     tools: dict[str, ServerTool] = {
         "calculator": CalculatorTool(calculator),
-        "code_interpreter": CodeInterpreterTool(manager, save, load, timeout=settings.code_timeout),
+        "code_interpreter": CodeInterpreterTool(
+            manager,
+            save,
+            load,
+            timeout=settings.code_timeout,
+            adopt=lambda who, name, tmp, size: files.adopt_file(app, who, name, tmp, size),
+            tmp_dir=files.files_dir(app) / "tmp",
+            limits=OutputLimits(
+                files_per_call=settings.code_files_per_call,
+                bytes_per_call=settings.code_bytes_per_call,
+                files_per_thread=settings.code_files_per_thread,
+                bytes_per_thread=settings.code_bytes_per_thread,
+            ),
+        ),
         "file_search": FileSearchTool(app[INGESTOR].index),
     }
     app[TOOLS] = tools

@@ -61,6 +61,15 @@ async def save_bytes(
     return await app_store(app).insert("file", file_object(file_id, filename, len(data), purpose), who)
 
 
+async def adopt_file(
+    app: web.Application, who: str, filename: str, tmp: Path, size: int, purpose: str = "assistants_output"
+) -> dict[str, Any]:
+    """Store a file its producer already streamed to ``tmp`` (in ``files_dir(app) / "tmp"``) as a File."""
+    file_id = new_id("file-")
+    os.replace(tmp, files_dir(app) / file_id)
+    return await app_store(app).insert("file", file_object(file_id, filename, size, purpose), who)
+
+
 def app_store(app: web.Application) -> Store:
     return app[STORE]
 
