@@ -74,29 +74,29 @@ class CodeInterpreterTool:
         code = arguments.get("code")
         record: dict[str, Any] = {"input": code if isinstance(code, str) else "", "outputs": []}
         if not isinstance(code, str):
-            return ToolOutput("Error: code_interpreter takes one string argument 'code'.", record)
+            return _failed("Error: code_interpreter takes one string argument 'code'.", record)
         if self.manager is None:
-            return ToolOutput(
+            return _failed(
                 "Error: code_interpreter is unavailable on this server (no Docker engine).", record
             )
         try:
             session = await self.manager.session(ctx.thread_id, owner=ctx.owner)
         except SessionLimit:
             limit = self.manager.max_sessions_per_owner
-            return ToolOutput(
+            return _failed(
                 f"Error: too many code_interpreter sessions are active for this API key (limit {limit}); "
                 "the code was not run. Retry later, when another conversation's sandbox has expired.",
                 record,
             )
         except Exception as err:  # infrastructure trouble is something the model can read and report
             log.exception("code_interpreter failed for thread %s", ctx.thread_id)
-            return ToolOutput(f"Error: the sandbox failed ({type(err).__name__}: {err}).", record)
+            return _failed(f"Error: the sandbox failed ({type(err).__name__}: {err}).", record)
         try:
             placement = await self._place_files(session, ctx)
             result = await session.execute(code, timeout=self.timeout)
         except Exception as err:
             log.exception("code_interpreter failed for thread %s", ctx.thread_id)
-            return ToolOutput(f"Error: the sandbox failed ({type(err).__name__}: {err}).", record)
+            return _failed(f"Error: the sandbox failed ({type(err).__name__}: {err}).", record)
         if result.reset:
             self._placed.pop(ctx.thread_id, None)
         return await self._outputs(result, record, session, ctx, placement)
@@ -176,16 +176,24 @@ class CodeInterpreterTool:
         written = max(result.files_total, len(result.files))
         if written > attached + len(skipped):
             count = f"{written:,}" if result.files_complete else f"more than {written:,}"
-            why = (
-                f"the limit is {lim.files_per_call} files per call"
-                if files_left >= lim.files_per_call
-                else f"this conversation's limit of {lim.files_per_thread} files is nearly or fully used"
-            )
+            if attached < files_left and len(result.files) < result.files_total and result.files_complete:
+                why = "the rest were duplicates or invalid names"
+            elif files_left >= lim.files_per_call:
+                why = f"the limit is {lim.files_per_call} files per call"
+            else:
+                why = f"this conversation's limit of {lim.files_per_thread} files is nearly or fully used"
             notes.append(f"[{count} files were written; the first {attached} are attached ({why})]")
         if skipped:
             more = f" and {len(skipped) - MAX_NOTES} more" if len(skipped) > MAX_NOTES else ""
             notes.append(f"[not attached: {'; '.join(skipped[:MAX_NOTES])}{more}]")
         return notes
+
+
+def _failed(text: str, record: dict[str, Any]) -> ToolOutput:
+    """The code did not run: the model reads why (and the user sees it in the step's logs)."""
+    record["outputs"] = [{"type": "logs", "logs": text}]
+    record["_model_output"] = text
+    return ToolOutput(text, record)
 
 
 def _reason(err: BaseException) -> str:
