@@ -156,8 +156,10 @@ class Kernel:
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+        for stale in (path, path + ".tmp"):  # whatever an earlier cell left there (the volume outlives kernels)
+            with contextlib.suppress(OSError):
+                os.unlink(stale)
+            shutil.rmtree(stale, ignore_errors=True)
         server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         server.bind(path + ".tmp")
         os.rename(path + ".tmp", path)  # appears only once listening would succeed
