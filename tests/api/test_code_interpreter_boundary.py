@@ -22,7 +22,7 @@ from tests.conftest import LiveServer, LoopThread, make_settings, require_docker
 from tests.fakes.model_server import Call, ScriptedModel, Text, ToolCalls
 from tests.sandbox.test_boundary import CUT_SERVICE_CONNECTION, SWAPPER, connections
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]  # many containers on a shared machine
 DEADLINE = 600  # seconds a run may take before the test calls it stuck (a liveness bound, not a timing)
 FIFO_THREADS = 6
 
@@ -42,7 +42,7 @@ def boundary(
         api_keys="sk-a,sk-b",
         sandbox_enabled=True,
         sandbox_pool=1,
-        code_timeout=30.0,
+        code_timeout=120.0,
         code_files_per_call=50,
         code_files_per_thread=120,
         code_sessions_per_key=16,

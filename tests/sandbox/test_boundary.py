@@ -23,7 +23,7 @@ from sandbox.container import SOCKET_NAME
 
 from .conftest import LIMITS
 
-pytestmark = [pytest.mark.docker, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = [pytest.mark.docker, pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(600)]
 
 RACE_SECONDS = float(os.environ.get("SANDBOX_RACE_SECONDS", "15"))
 
