@@ -52,6 +52,32 @@ async def round_trips(session: Any, n: int) -> list[float]:
     return out
 
 
+async def lag_while(work: Any) -> float:
+    """The event loop's worst lateness (ms) for 1 ms ticks while ``work`` runs."""
+    worst = 0.0
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        start = time.perf_counter()
+        await asyncio.sleep(0.001)
+        worst = max(worst, time.perf_counter() - start - 0.001)
+    await task
+    return worst * 1000
+
+
+async def loop_lag(session: Any, tmp: str) -> None:
+    """Loop lateness while a big output is exported (chunked, on the sandbox executor) against idle."""
+    mb = session._spec.limits.data_mb - 16
+    r = await session.execute(
+        f"with open('/mnt/data/big.bin', 'wb') as f:\n    for _ in range({mb}):\n        f.write(b'1' * (1 << 20))"
+    )
+    assert r.ok, r.error
+    dest = os.path.join(tmp, "big.out")
+    busy = await lag_while(session.export_file("big.bin", dest, mb << 20))
+    os.unlink(dest)
+    idle = await lag_while(asyncio.sleep(1.0))
+    print(f"event loop worst lateness: {busy:.1f} ms while exporting {mb} MiB, {idle:.1f} ms idle (1 s)")
+
+
 async def main(ref: str, rounds: int, calls: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         before_pkg = load_before(ref, tmp)
@@ -89,6 +115,7 @@ async def main(ref: str, rounds: int, calls: int) -> None:
                 f"ratio after/before of the overall p50s: {p50['after'] / p50['before']:.3f}  (target <= 1.10)"
             )
             print(f"median of the per-round ratios:        {statistics.median(paired):.3f}")
+            await loop_lag(sessions["after"], tmp)
         finally:
             for mgr in managers.values():
                 await mgr.close()
