@@ -156,7 +156,8 @@ class Kernel:
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)
-        for stale in (path, path + ".tmp"):  # whatever an earlier cell left there (the volume outlives kernels)
+        # whatever an earlier cell left there (the volume outlives kernels)
+        for stale in (path, path + ".tmp"):
             with contextlib.suppress(OSError):
                 os.unlink(stale)
             shutil.rmtree(stale, ignore_errors=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from agent.engine import prompt
@@ -19,6 +20,7 @@ from agent.llm import (
     ToolCallDelta,
     ToolCallStart,
 )
+from agent.metrics import Metrics
 from agent.tools import ServerTool, Toolbox, ToolContext, ToolOutput
 from agent.tools.base import StringField
 
@@ -32,6 +34,9 @@ class Env:
     tools: dict[str, ServerTool]
     context: int = 8192
     max_turns: int = 25
+    max_mistakes: int = MAX_MODEL_MISTAKES
+    """Invalid tool calls in a row after which the run fails."""
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 class Limit(Exception):
@@ -55,7 +60,7 @@ async def execute(rec: RunRecorder, env: Env, ctx: ToolContext) -> None:
         note = await _files_note(rec, ctx) if "code_interpreter" in box.server else ""
         try:
             completion = await _ask(
-                rec, env.model, _request(rec.run, history, box, env, forcing and turn == 0, note), box
+                rec, env, _request(rec.run, history, box, env, forcing and turn == 0, note), box
             )
         except Limit as limit:
             await rec.close_message("incomplete", reason="max_tokens")
@@ -68,20 +73,20 @@ async def execute(rec: RunRecorder, env: Env, ctx: ToolContext) -> None:
             if rec.message is None:
                 await rec.text_delta("")
             return await rec.close_message("completed", usage, run_status="completed")
-        step, pending, mistake = await _dispatch(rec, box, ctx, completion)
+        step, pending, mistake = await _dispatch(rec, box, ctx, completion, env.metrics)
         if pending:
             await rec.save_step(step)
             action = {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": pending}}
             return await rec.set_status("requires_action", required_action=action)
         await rec.end_step(step, "completed", usage)
         mistakes = mistakes + 1 if mistake else 0
-        if mistakes >= MAX_MODEL_MISTAKES:
+        if mistakes >= env.max_mistakes:
             raise ModelError(f"The model made invalid tool calls {mistakes} times in a row.")
     raise ModelError(f"The run did not finish within {env.max_turns} model turns.")
 
 
 async def _dispatch(
-    rec: RunRecorder, box: Toolbox, ctx: ToolContext, completion: Completion
+    rec: RunRecorder, box: Toolbox, ctx: ToolContext, completion: Completion, metrics: Metrics
 ) -> tuple[dict[str, Any], list[dict[str, Any]], bool]:
     """Run the server-side calls, answer the malformed ones, collect the client's function calls."""
     step = await rec.tool_step_open()
@@ -95,6 +100,8 @@ async def _dispatch(
         record = records[i]
         if call.error or not box.knows(call.name):
             mistake = True
+            if tool is not None:
+                metrics.tool_calls.labels(tool.name, "invalid").inc()
             known = ", ".join(sorted([*box.server, *box.functions]))
             error = f"Error: {call.error or f'no tool named {call.name!r}'}. Available tools: {known}."
             records[i] = {
@@ -103,7 +110,7 @@ async def _dispatch(
                 "function": {"name": call.name, "arguments": call.arguments, "output": error},
             }
         elif tool is not None:
-            output = await _invoke(tool, call.arguments, ctx)
+            output = await _invoke(tool, call.arguments, ctx, metrics)
             ctx.made.extend(output.files)
             record[tool.step_type] = {**record.get(tool.step_type, {}), **output.record}
             outs = output.record.get("outputs")
@@ -129,16 +136,23 @@ async def _dispatch(
     return step, pending, mistake
 
 
-async def _invoke(tool: ServerTool, arguments: str, ctx: ToolContext) -> ToolOutput:
+async def _invoke(tool: ServerTool, arguments: str, ctx: ToolContext, metrics: Metrics) -> ToolOutput:
     """A tool's own failure is output the model reads; it never fails the run."""
+    started = time.perf_counter()
+    outcome = "error"
     try:
-        return await tool.invoke(json.loads(arguments or "{}"), ctx)
+        output = await tool.invoke(json.loads(arguments or "{}"), ctx)
+        outcome = "error" if output.text.startswith("Error") else "ok"
+        return output
     except Exception as err:
         log.exception("tool %s failed", tool.name)
         text = f"Error: the {tool.name} tool failed ({type(err).__name__})."
         if tool.step_type == "function":
             return ToolOutput(text, {"name": tool.name, "arguments": arguments, "output": text})
         return ToolOutput(text, {**tool.start_record("")[tool.step_type], "_model_output": text})
+    finally:
+        metrics.tool_calls.labels(tool.name, outcome).inc()
+        metrics.tool_seconds.labels(tool.name).observe(time.perf_counter() - started)
 
 
 def _request(
@@ -204,10 +218,14 @@ def _start_record(call_id: str, name: str, tool: ServerTool | None) -> dict[str,
     return {"id": call_id, "type": "function", "function": {"name": name, "arguments": "", "output": None}}
 
 
-async def _ask(rec: RunRecorder, model: ChatModel, request: ChatRequest, box: Toolbox) -> Completion:
+async def _ask(rec: RunRecorder, env: Env, request: ChatRequest, box: Toolbox) -> Completion:
     """Stream one completion into the run: text into a message, calls into a tool_calls step."""
     inputs: dict[int, StringField] = {}  # calls whose code streams into the step as it is written
-    async for event in model.stream(request):
+    asked, first = time.perf_counter(), 0.0
+    async for event in env.model.stream(request):
+        if not first and isinstance(event, TextDelta | ToolCallStart):
+            first = time.perf_counter()
+            env.metrics.model_first_token.observe(first - asked)
         if isinstance(event, TextDelta):
             await rec.text_delta(event.text)
         elif isinstance(event, ToolCallStart):
@@ -231,10 +249,18 @@ async def _ask(rec: RunRecorder, model: ChatModel, request: ChatRequest, box: To
                 record[kind]["input"] += piece
                 rec.step_delta(rec.tool_step, {"index": event.index, "type": kind, kind: {"input": piece}})
         elif isinstance(event, Completion):
+            _observe_rate(env.metrics, event, first)
             rec.run["usage"] = add_usage(rec.run.get("usage"), event.usage.__dict__ if event.usage else None)
             _check_limits(rec.run, event)
             return event
     raise ModelError("The model stream ended without a completion.")
+
+
+def _observe_rate(metrics: Metrics, completion: Completion, first: float) -> None:
+    tokens = completion.usage.completion_tokens if completion.usage else 0
+    seconds = time.perf_counter() - first if first else 0.0
+    if tokens > 1 and seconds > 0:
+        metrics.model_tokens_per_second.observe((tokens - 1) / seconds)
 
 
 def _check_limits(run: dict[str, Any], completion: Completion) -> None:
