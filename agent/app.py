@@ -11,7 +11,19 @@ from typing import Any
 from aiohttp import web
 
 from agent import metrics as prom
-from agent.api import assistants, files, messages, models, runs, steps, threads, vector_stores
+from agent import web as playground
+from agent.api import (
+    assistants,
+    conversations,
+    files,
+    messages,
+    models,
+    responses,
+    runs,
+    steps,
+    threads,
+    vector_stores,
+)
 from agent.api.common import owner_of_key
 from agent.app_keys import (
     BUS,
@@ -52,7 +64,7 @@ log = logging.getLogger(__name__)
 def _auth_middleware(keys: list[str], open_paths: tuple[str, ...] = ("/health",)) -> Any:
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in open_paths:
+        if request.path in open_paths or playground.is_public(request.path):
             return await handler(request)
         header = request.headers.get("Authorization", "")
         key = header[7:].strip() if header[:7].lower() == "bearer " else ""
@@ -91,6 +103,9 @@ def create_app(settings: Settings | None = None, model: ChatModel | None = None)
     app.router.add_get("/health", health)
     for module in (assistants, threads, messages, runs, steps, files, vector_stores, models):
         app.router.add_routes(module.routes)
+    for module in (responses, conversations):
+        app.router.add_routes(module.routes)
+    app.router.add_routes(playground.routes)  # the playground page, served without a key
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.insert(0, _managed_model_ctx)  # first: later contexts use the model server's URL
     app.cleanup_ctx.append(_model_ctx(model))

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import secrets
-import string
-import time
 from typing import Annotated, Any, Literal, TypeVar
 
 from aiohttp import web
@@ -21,25 +18,12 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from agent.app_keys import OWNER, STORE
+from agent.domain import new_id as new_id  # re-exported: ids and the clock live in agent.domain
+from agent.domain import now as now
 from agent.errors import InvalidRequest, not_found
 from agent.store import Page, Store
 
-_ALPHABET = string.ascii_letters + string.digits
 M = TypeVar("M", bound=BaseModel)
-
-
-def new_id(prefix: str) -> str:
-    """``prefix`` + 24 random base62 characters (~142 bits), from one call to the OS's CSPRNG."""
-    n = secrets.randbits(143)
-    chars = []
-    for _ in range(24):
-        n, r = divmod(n, 62)
-        chars.append(_ALPHABET[r])
-    return prefix + "".join(chars)
-
-
-def now() -> int:
-    return int(time.time())
 
 
 def owner_of_key(key: str | None) -> str:
@@ -252,6 +236,26 @@ def page_response(page: Page) -> web.Response:
             "first_id": data[0]["id"] if data else None,
             "last_id": data[-1]["id"] if data else None,
             "has_more": page.has_more,
+        }
+    )
+
+
+def page_of(request: web.Request, data: list[dict[str, Any]], cursor_key: str = "id") -> web.Response:
+    """Cursor pages over a list held in memory (``after``, ``limit`` 1..100, ``order`` default desc)."""
+    q = list_query(request)
+    if q.order == "desc":
+        data = list(reversed(data))
+    if q.after:
+        ids = [d[cursor_key] for d in data]
+        data = data[ids.index(q.after) + 1 :] if q.after in ids else data
+    page = data[: q.limit]
+    return web.json_response(
+        {
+            "object": "list",
+            "data": page,
+            "first_id": page[0][cursor_key] if page else None,
+            "last_id": page[-1][cursor_key] if page else None,
+            "has_more": len(data) > q.limit,
         }
     )
 

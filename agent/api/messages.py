@@ -14,14 +14,14 @@ from agent.api.common import (
     deleted,
     get_or_404,
     list_query,
-    new_id,
-    now,
     owner,
     page_response,
     parse,
     store,
 )
 from agent.api.vector_stores import attach_thread_files
+from agent.domain import new_message as new_message
+from agent.domain import text_part
 from agent.errors import InvalidRequest, not_found
 from agent.store import db
 
@@ -65,10 +65,6 @@ class MessageUpdate(Request):
     metadata: Metadata = None
 
 
-def text_part(value: str) -> dict[str, Any]:
-    return {"type": "text", "text": {"value": value, "annotations": []}}
-
-
 def content_wire(content: str | list[Part]) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [text_part(content)]
@@ -83,36 +79,6 @@ def content_wire(content: str | list[Part]) -> list[dict[str, Any]]:
             text_part(value) if part.type == "text" else {"type": part.type, part.type: value.model_dump()}
         )
     return out
-
-
-def new_message(
-    thread_id: str,
-    role: str,
-    content: list[dict[str, Any]],
-    *,
-    status: str = "completed",
-    assistant_id: str | None = None,
-    run_id: str | None = None,
-    attachments: list[dict[str, Any]] | None = None,
-    metadata: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    created = now()
-    return {
-        "id": new_id("msg_"),
-        "object": "thread.message",
-        "created_at": created,
-        "thread_id": thread_id,
-        "status": status,
-        "incomplete_details": None,
-        "completed_at": created if status == "completed" else None,
-        "incomplete_at": None,
-        "role": role,
-        "content": content,
-        "assistant_id": assistant_id,
-        "run_id": run_id,
-        "attachments": attachments or [],
-        "metadata": metadata or {},
-    }
 
 
 def from_request(thread_id: str, body: MessageCreate) -> dict[str, Any]:

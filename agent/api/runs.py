@@ -232,13 +232,19 @@ async def list_(request: web.Request) -> web.Response:
     thread_id = request.match_info["thread_id"]
     await get_or_404(request, "thread", thread_id)
     q = list_query(request)
-    return page_response(await store(request).list("run", owner(request), parent=thread_id, **q.model_dump()))
+    where = {"run_id": None}  # the conversation's responses share the table, not the list
+    return page_response(
+        await store(request).list("run", owner(request), parent=thread_id, where=where, **q.model_dump())
+    )
 
 
 async def _run(request: web.Request) -> dict[str, Any]:
     m = request.match_info
     await get_or_404(request, "thread", m["thread_id"])
-    return await get_or_404(request, "run", m["run_id"], m["thread_id"])
+    run = await get_or_404(request, "run", m["run_id"], m["thread_id"])
+    if run.get("object") == "response":
+        raise not_found("run", m["run_id"])
+    return run
 
 
 @routes.get("/v1/threads/{thread_id}/runs/{run_id}")

@@ -15,12 +15,13 @@ import time
 import uuid
 
 from agent.engine.bus import EventBus
+from agent.engine.events import Leg, RunError
 from agent.engine.loop import Env, execute
 from agent.engine.records import RunRecorder
+from agent.engine.responding import ResponseRecorder
 from agent.llm import ModelError
 from agent.logs import RUN_ID
 from agent.store import Store
-from agent.tools import ToolContext
 
 log = logging.getLogger(__name__)
 OPEN = ("queued", "in_progress", "cancelling", "requires_action")
@@ -35,6 +36,8 @@ class Executor:
         self._closed = False
         self.instance = uuid.uuid4().hex[:16]
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._finishing: set[asyncio.Future[None]] = set()
+        self._live: dict[str, Leg] = {}  # what each task executes (a response's stream replays from it)
         self._ending: dict[str, str] = {}  # run id → "cancelled" | "expired" requested for a running task
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -51,14 +54,30 @@ class Executor:
         """Resume the runs whose replica is gone (lease free or lapsed)."""
         now = int(time.time())
         for owner, run in await self.store.claim_runs(self.instance, now, now + self.lease_seconds):
-            rec = RunRecorder(self.store, self.bus, run, owner)
+            rec = self.recorder(run, owner)
             if run["status"] == "cancelling":
                 await self._finish(rec, "cancelled")
                 continue
-            await _discard_partial(rec)
+            await rec.discard_partial()
             log.info("resuming run %s (its replica is gone)", run["id"])
             run["status"] = "queued"
             self.launch(rec)
+
+    def recorder(self, run: dict[str, object], owner: str) -> Leg:
+        """The rendering a stored run row asks for: a response, or an Assistants run."""
+        if run.get("object") == "response":
+            return ResponseRecorder(self.store, self.bus, run, owner)
+        return RunRecorder(self.store, self.bus, run, owner)
+
+    def live(self, run_id: str) -> Leg | None:
+        """The run or response this replica is executing now, if it is."""
+        return self._live.get(run_id)
+
+    async def wait(self, run_id: str) -> None:
+        """Until this replica's task for the run (if any) has finished."""
+        task = self._tasks.get(run_id)
+        if task is not None:
+            await asyncio.wait({task})  # a waiter that goes away does not cancel the task
 
     async def close(self) -> None:
         """Stop executing (at shutdown); safe to call twice. Runs stay in the store as they are and their
@@ -73,21 +92,35 @@ class Executor:
         with contextlib.suppress(Exception):
             await self.store.release_leases(self.instance)
 
-    def launch(self, rec: RunRecorder) -> None:
+    def launch(self, rec: Leg) -> None:
         if self._closed:
             return  # shutting down: the run waits in the store for the next start
         task = asyncio.create_task(self._drive(rec), name=rec.thread_id)
-        self._tasks[rec.run["id"]] = task
-        task.add_done_callback(lambda _t: self._tasks.pop(rec.run["id"], None))
+        run_id = rec.run["id"]
+        self._tasks[run_id], self._live[run_id] = task, rec
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._tasks.pop(run_id, None)
+            self._live.pop(run_id, None)
+            outcome = self._ending.pop(run_id, None)
+            if t.cancelled() and outcome is not None:  # stopped before it began: finish it here
+                finishing = asyncio.ensure_future(self._finish(rec, outcome))
+                self._finishing.add(finishing)
+                finishing.add_done_callback(self._finishing.discard)
+
+        task.add_done_callback(done)
 
     async def thread_deleted(self, thread_id: str) -> None:
         """A deleted thread's runs stop where they are (their rows are already gone)."""
-        tasks = [t for t in self._tasks.values() if t.get_name() == thread_id]
+        ids = [i for i, t in self._tasks.items() if t.get_name() == thread_id]
+        tasks = [self._tasks[i] for i in ids]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for run_id in ids:
+            self.bus.publish(run_id, "_end", {})  # streams of a response close (there is no event for it)
 
-    async def stop(self, rec: RunRecorder, outcome: str) -> None:
+    async def stop(self, rec: Leg, outcome: str) -> None:
         """Cancel or expire a run; a running leg is interrupted and finishes the run itself."""
         task = self._tasks.get(rec.run["id"])
         if task is not None:
@@ -99,11 +132,11 @@ class Executor:
             return  # another live replica executes it: it sees the request at its next heartbeat
         await self._finish(rec, outcome)
 
-    async def _drive(self, rec: RunRecorder) -> None:
+    async def _drive(self, rec: Leg) -> None:
         run = rec.run
         RUN_ID.set(run["id"])  # on every log line of this task
         try:
-            ctx = await self._context(rec)
+            ctx = await rec.tool_context()
             await execute(rec, self.env, ctx)
             log.info("run %s is %s", run["id"], run["status"])
         except asyncio.CancelledError:
@@ -111,9 +144,10 @@ class Executor:
             if outcome is None:
                 raise  # shutdown: the run stays in the store and resumes at the next start
             await self._finish(rec, outcome)
-        except ModelError as err:
+        except (ModelError, RunError) as err:  # the model server's, the model's, a tool's, the client's
             log.warning("run failed: %s", err.message)
-            self.env.metrics.model_errors.inc()
+            if isinstance(err, ModelError):
+                self.env.metrics.model_errors.inc()
             await self._fail(rec, {"code": err.code, "message": err.message})
         except Exception as err:  # never leave a run stuck
             log.exception("run %s failed", run["id"])
@@ -121,40 +155,11 @@ class Executor:
                 rec, {"code": "server_error", "message": f"Internal error: {type(err).__name__}"}
             )
 
-    async def _fail(self, rec: RunRecorder, error: dict[str, str]) -> None:
-        # streams raise on this (spec §4.5), then see the run's terminal event
-        rec.publish(
-            "error",
-            {
-                "error": {
-                    "message": error["message"],
-                    "type": error["code"],
-                    "param": None,
-                    "code": error["code"],
-                }
-            },
-        )
+    async def _fail(self, rec: Leg, error: dict[str, str]) -> None:
         await self._finish(rec, "failed", error)
 
-    async def _finish(self, rec: RunRecorder, outcome: str, error: dict[str, str] | None = None) -> None:
-        with contextlib.suppress(Exception):
-            await rec.abandon(outcome)
-        await rec.set_status(outcome, last_error=error) if error else await rec.set_status(outcome)
-
-    async def _context(self, rec: RunRecorder) -> ToolContext:
-        run = rec.run
-        assistant = rec.assistant or await self.store.get("assistant", run["assistant_id"], rec.owner) or {}
-        thread = rec.thread or await self.store.get("thread", rec.thread_id, rec.owner) or {}
-        ctx = ToolContext(
-            owner=rec.owner,
-            thread_id=rec.thread_id,
-            run_id=run["id"],
-            assistant=assistant,
-            thread=thread,
-            tools=run["tools"],
-        )
-        rec.ctx = ctx
-        return ctx
+    async def _finish(self, rec: Leg, outcome: str, error: dict[str, str] | None = None) -> None:
+        await rec.stop_as(outcome, error)
 
     async def _sweep(self) -> None:
         """Expire overdue runs (including those waiting in requires_action)."""
@@ -166,7 +171,7 @@ class Executor:
                 for run in await self.store.runs_with_status(OPEN):
                     if run.get("expires_at") and run["expires_at"] <= now:
                         owner = await self.store.owner_of("run", run["id"]) or "-"
-                        await self.stop(RunRecorder(self.store, self.bus, run, owner), "expired")
+                        await self.stop(self.recorder(run, owner), "expired")
                 if time.monotonic() - beat >= HEARTBEAT_SECONDS:
                     beat = time.monotonic()
                     await self._heartbeat()
@@ -178,18 +183,8 @@ class Executor:
         for run in await self.store.renew_leases(self.instance, int(time.time()) + self.lease_seconds):
             if run["id"] in self._tasks:
                 owner = await self.store.owner_of("run", run["id"]) or "-"
-                await self.stop(RunRecorder(self.store, self.bus, run, owner), "cancelled")
+                await self.stop(self.recorder(run, owner), "cancelled")
         await self._take_over()
-
-
-async def _discard_partial(rec: RunRecorder) -> None:
-    """After a crash: drop the unfinished step (and its message) so the turn can be taken again."""
-    for step in await rec.open_steps():
-        if step["type"] == "message_creation":
-            await rec.store.delete(
-                "message", step["step_details"]["message_creation"]["message_id"], rec.owner, rec.thread_id
-            )
-        await rec.store.delete("step", step["id"], rec.owner, rec.thread_id)
 
 
 async def _noop() -> None:

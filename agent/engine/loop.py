@@ -1,8 +1,11 @@
-"""The run loop: ask the model → dispatch on the outcome → persist → loop (spec §3)."""
+"""The run loop: ask the model → dispatch on the outcome → emit → loop (spec §3).
+
+It knows no API: it reads a `RunSpec` and the transcript from a `Sink` and emits neutral events to it
+(`agent.engine.events`); the Assistants and Responses adapters render them.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -10,16 +13,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.engine import prompt
-from agent.engine.records import RunRecorder, add_usage
-from agent.llm import (
-    ChatModel,
-    ChatRequest,
-    Completion,
-    ModelError,
+from agent.engine.events import (
+    ClientFault,
+    Final,
+    Incomplete,
+    MessageDone,
+    ModelFault,
+    Outcome,
+    RequiresAction,
+    RunAgain,
+    RunSpec,
+    Sink,
+    Status,
     TextDelta,
-    ToolCallDelta,
-    ToolCallStart,
+    ToolCallArgumentsDelta,
+    ToolCallOutput,
+    ToolCallStarted,
+    TurnUsage,
 )
+from agent.llm import ChatModel, ChatRequest, Completion, ContextOverflowError, ModelError, Usage
+from agent.llm import TextDelta as ModelText
+from agent.llm import ToolCallDelta as ModelCallDelta
+from agent.llm import ToolCallStart as ModelCallStart
 from agent.metrics import Metrics
 from agent.tools import ServerTool, Toolbox, ToolContext, ToolOutput
 from agent.tools.base import StringField
@@ -46,85 +61,72 @@ class Limit(Exception):
         self.reason = reason
 
 
-async def execute(rec: RunRecorder, env: Env, ctx: ToolContext) -> None:
-    """One leg of a run: from queued to requires_action or a terminal state."""
-    started = asyncio.create_task(rec.set_status("in_progress"))  # written while the thread is read
-    box = Toolbox.build(rec.run["tools"], env.tools)
-    mistakes = 0
-    forcing = rec.run.get("tool_choice") not in (None, "auto", "none") and not await _called_before(rec)
+async def execute(sink: Sink, env: Env, ctx: ToolContext) -> Outcome:
+    """One leg of a run: from queued to a client action, a final answer or a limit."""
+    await sink.emit(Status("in_progress"))
+    spec = sink.spec
+    box = Toolbox.build(spec.tools, env.tools)
+    used, mistakes, tool_calls = spec.usage, 0, 0
     for turn in range(env.max_turns):
-        (history, stored), _ = await asyncio.gather(
-            prompt.thread_messages(rec.store, rec.owner, rec.thread_id, rec.run["id"]), started
-        )
-        ctx.attached = attached_for_code(stored)
-        note = await _files_note(rec, ctx) if "code_interpreter" in box.server else ""
+        transcript = await sink.transcript()
+        ctx.attached = transcript.attached
+        forcing = turn == 0 and not transcript.called_before
         try:
-            completion = await _ask(
-                rec, env, _request(rec.run, history, box, env, forcing and turn == 0, note), box
-            )
+            request = _request(spec, transcript.messages, box, env, forcing, transcript.note, used)
+            completion, texting = await _ask_within(sink, env, request, box, spec)
+            used = used + (completion.usage or Usage())
+            _check_limits(spec, completion, used)
         except Limit as limit:
-            await rec.close_message("incomplete", reason="max_tokens")
-            if rec.tool_step is not None:
-                await rec.end_step(rec.tool_step, "completed")
-                rec.tool_step = None
-            return await rec.set_status("incomplete", incomplete_details={"reason": limit.reason})
-        usage = completion.usage.__dict__ if completion.usage else None
-        if not completion.tool_calls:
-            if rec.message is None:
-                await rec.text_delta("")
-            return await rec.close_message("completed", usage, run_status="completed")
-        step, pending, mistake = await _dispatch(rec, box, ctx, completion, env.metrics)
-        if pending:
-            await rec.save_step(step)
-            action = {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": pending}}
-            return await rec.set_status("requires_action", required_action=action)
-        await rec.end_step(step, "completed", usage)
-        mistakes = mistakes + 1 if mistake else 0
+            outcome: Outcome = Incomplete(limit.reason)  # the open message ends incomplete
+        else:
+            if texting:
+                await sink.emit(MessageDone())
+            outcome, mistake, tool_calls = await _dispatch(
+                sink, box, ctx, completion, spec, tool_calls, env.metrics
+            )
+            mistakes = mistakes + 1 if mistake else 0
+        await sink.end(outcome)
+        if not isinstance(outcome, RunAgain):
+            return outcome
         if mistakes >= env.max_mistakes:
-            raise ModelError(f"The model made invalid tool calls {mistakes} times in a row.")
-    raise ModelError(f"The run did not finish within {env.max_turns} model turns.")
+            raise ModelFault(f"The model made invalid tool calls {mistakes} times in a row.")
+    raise ModelFault(f"The run did not finish within {env.max_turns} model turns.")
 
 
 async def _dispatch(
-    rec: RunRecorder, box: Toolbox, ctx: ToolContext, completion: Completion, metrics: Metrics
-) -> tuple[dict[str, Any], list[dict[str, Any]], bool]:
+    sink: Sink,
+    box: Toolbox,
+    ctx: ToolContext,
+    completion: Completion,
+    spec: RunSpec,
+    tool_calls: int,
+    metrics: Metrics,
+) -> tuple[Outcome, bool, int]:
     """Run the server-side calls, answer the malformed ones, collect the client's function calls."""
-    step = await rec.tool_step_open()
-    records = step["step_details"]["tool_calls"]
+    if not completion.tool_calls:
+        return Final(completion.usage), False, tool_calls
     pending, mistake = [], False
     for i, call in enumerate(completion.tool_calls):
         tool = box.server.get(call.name)
-        if i == len(records):  # a call the backend did not stream
-            records.append(_start_record(call.id, call.name, tool))
-            rec.step_delta(step, {"index": i, **records[i]})
-        record = records[i]
-        if call.error or not box.knows(call.name):
+        wrong = call.error or box.mistake(call.name, call.arguments)
+        if wrong or not box.knows(call.name):
             mistake = True
             if tool is not None:
                 metrics.tool_calls.labels(tool.name, "invalid").inc()
             known = ", ".join(sorted([*box.server, *box.functions]))
-            error = f"Error: {call.error or f'no tool named {call.name!r}'}. Available tools: {known}."
-            records[i] = {
-                "id": call.id,
-                "type": "function",
-                "function": {"name": call.name, "arguments": call.arguments, "output": error},
-            }
+            error = f"Error: {wrong or f'no tool named {call.name!r}'}. Available tools: {known}."
+            await sink.emit(ToolCallOutput(i, call.id, call.name, call.arguments, None, None, error))
         elif tool is not None:
+            if spec.max_tool_calls is not None and tool_calls >= spec.max_tool_calls:
+                error = "Error: the limit of tool calls for this response is reached; answer without tools."
+                await sink.emit(ToolCallOutput(i, call.id, call.name, call.arguments, tool, None, error))
+                continue
+            tool_calls += 1
             output = await _invoke(tool, call.arguments, ctx, metrics)
             ctx.made.extend(output.files)
-            record[tool.step_type] = {**record.get(tool.step_type, {}), **output.record}
-            outs = output.record.get("outputs")
-            if outs:
-                rec.step_delta(
-                    step,
-                    {
-                        "index": i,
-                        "type": tool.step_type,
-                        tool.step_type: {"outputs": [{"index": j, **o} for j, o in enumerate(outs)]},
-                    },
-                )
+            await sink.emit(ToolCallOutput(i, call.id, call.name, call.arguments, tool, output))
         else:
-            record["function"]["arguments"] = call.arguments
+            await sink.emit(ToolCallOutput(i, call.id, call.name, call.arguments, None, None))
             pending.append(
                 {
                     "id": call.id,
@@ -132,8 +134,9 @@ async def _dispatch(
                     "function": {"name": call.name, "arguments": call.arguments},
                 }
             )
-    rec.tool_step = None
-    return step, pending, mistake
+    if pending:
+        return RequiresAction(pending, completion.usage), mistake, tool_calls
+    return RunAgain(completion.usage), mistake, tool_calls
 
 
 async def _invoke(tool: ServerTool, arguments: str, ctx: ToolContext, metrics: Metrics) -> ToolOutput:
@@ -156,103 +159,85 @@ async def _invoke(tool: ServerTool, arguments: str, ctx: ToolContext, metrics: M
 
 
 def _request(
-    run: dict[str, Any], history: list[dict[str, Any]], box: Toolbox, env: Env, force: bool, note: str
+    spec: RunSpec,
+    history: list[dict[str, Any]],
+    box: Toolbox,
+    env: Env,
+    force: bool,
+    note: str,
+    used: Usage,
 ) -> ChatRequest:
-    messages = prompt.build(run, history, env.context, note)
-    if run.get("max_prompt_tokens") and prompt.estimate_tokens(messages) > run["max_prompt_tokens"]:
+    messages = prompt.build(spec, history, env.context, note)
+    if spec.max_prompt_tokens and prompt.estimate_tokens(messages) > spec.max_prompt_tokens:
         raise Limit("max_prompt_tokens")
-    choice = run.get("tool_choice") or "auto"
+    choice: str | dict[str, Any] = spec.tool_choice or "auto"
     if isinstance(choice, dict):
         name = choice.get("function", {}).get("name") if choice["type"] == "function" else choice["type"]
         choice = {"type": "function", "function": {"name": name}}
     if not force and choice != "none":
         choice = "auto"  # a forced choice holds until the model has called a tool once
     remaining = None
-    if run.get("max_completion_tokens"):
-        remaining = run["max_completion_tokens"] - (run.get("usage") or {}).get("completion_tokens", 0)
+    if spec.max_completion_tokens:
+        remaining = spec.max_completion_tokens - used.completion_tokens
         if remaining <= 0:
             raise Limit("max_completion_tokens")
-    fmt = run.get("response_format")
     return ChatRequest(
-        model=run["model"],
+        model=spec.model,
         messages=messages,
         tools=box.schemas or None,
         tool_choice=choice if box.schemas else None,
-        parallel_tool_calls=run.get("parallel_tool_calls", True),
-        temperature=run.get("temperature"),
-        top_p=run.get("top_p"),
+        parallel_tool_calls=spec.parallel_tool_calls,
+        temperature=spec.temperature,
+        top_p=spec.top_p,
         max_tokens=remaining,
-        response_format=fmt if isinstance(fmt, dict) and fmt.get("type") != "text" else None,
+        response_format=spec.response_format,
     )
 
 
-async def _called_before(rec: RunRecorder) -> bool:
-    """Whether an earlier leg of this run already made tool calls (a forced choice is then spent)."""
-    steps = await rec.store.find("step", owner=rec.owner, parent=rec.thread_id, run_id=rec.run["id"])
-    return any(step["type"] == "tool_calls" for _, step in steps)
+async def _ask_within(
+    sink: Sink, env: Env, request: ChatRequest, box: Toolbox, spec: RunSpec
+) -> tuple[Completion, bool]:
+    """A prompt the backend refuses as too long is the client's fault when truncation is disabled."""
+    try:
+        return await _ask(sink, env, request, box)
+    except ContextOverflowError as err:
+        if (spec.truncation or {}).get("type") != "disabled":
+            raise
+        raise ClientFault(
+            "Your input exceeds the context window of this model. Please adjust your input and try again.",
+            code="context_length_exceeded",
+        ) from err
 
 
-async def _files_note(rec: RunRecorder, ctx: ToolContext) -> str:
-    """Tell the model which files code_interpreter will find in /mnt/data."""
-    names = []
-    for file_id in ctx.code_file_ids():
-        file = await rec.store.get("file", file_id, rec.owner)
-        if file is not None:
-            names.append(f"/mnt/data/{file['filename']}")
-    return "Files available to code_interpreter: " + ", ".join(names) if names else ""
-
-
-def attached_for_code(messages: list[dict[str, Any]]) -> list[str]:
-    """File ids attached to the thread's messages for code_interpreter."""
-    return [
-        a["file_id"]
-        for m in messages
-        for a in m.get("attachments") or []
-        if any(t["type"] == "code_interpreter" for t in a.get("tools") or [])
-    ]
-
-
-def _start_record(call_id: str, name: str, tool: ServerTool | None) -> dict[str, Any]:
-    if tool is not None:
-        return tool.start_record(call_id)
-    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": "", "output": None}}
-
-
-async def _ask(rec: RunRecorder, env: Env, request: ChatRequest, box: Toolbox) -> Completion:
-    """Stream one completion into the run: text into a message, calls into a tool_calls step."""
-    inputs: dict[int, StringField] = {}  # calls whose code streams into the step as it is written
+async def _ask(sink: Sink, env: Env, request: ChatRequest, box: Toolbox) -> tuple[Completion, bool]:
+    """Stream one completion as events: text deltas, then each call's start and argument deltas;
+    the completion and whether a message is still open."""
+    inputs: dict[int, StringField] = {}  # calls whose code streams as it is written
+    texting = False
     asked, first = time.perf_counter(), 0.0
     async for event in env.model.stream(request):
-        if not first and isinstance(event, TextDelta | ToolCallStart):
+        if not first and isinstance(event, ModelText | ModelCallStart):
             first = time.perf_counter()
             env.metrics.model_first_token.observe(first - asked)
-        if isinstance(event, TextDelta):
-            await rec.text_delta(event.text)
-        elif isinstance(event, ToolCallStart):
-            step = await rec.tool_step_open()
+        if isinstance(event, ModelText):
+            texting = True
+            await sink.emit(TextDelta(event.text))
+        elif isinstance(event, ModelCallStart):
+            if texting:
+                texting = False
+                await sink.emit(MessageDone())
             tool = box.server.get(event.name)
-            record = _start_record(event.id, event.name, tool)
-            step["step_details"]["tool_calls"].append(record)
-            rec.step_delta(step, {"index": event.index, **record})
             if tool is not None and tool.input_field:
                 inputs[event.index] = StringField(tool.input_field)
-        elif isinstance(event, ToolCallDelta) and rec.tool_step is not None:
-            record = rec.tool_step["step_details"]["tool_calls"][event.index]
-            if record["type"] == "function":
-                record["function"]["arguments"] += event.arguments
-                rec.step_delta(
-                    rec.tool_step,
-                    {"index": event.index, "type": "function", "function": {"arguments": event.arguments}},
-                )
-            elif event.index in inputs and (piece := inputs[event.index].feed(event.arguments)):
-                kind = record["type"]
-                record[kind]["input"] += piece
-                rec.step_delta(rec.tool_step, {"index": event.index, "type": kind, kind: {"input": piece}})
+            await sink.emit(ToolCallStarted(event.index, event.id, event.name, tool))
+        elif isinstance(event, ModelCallDelta):
+            piece = inputs[event.index].feed(event.arguments) if event.index in inputs else ""
+            await sink.emit(ToolCallArgumentsDelta(event.index, event.arguments, piece))
         elif isinstance(event, Completion):
             _observe_rate(env.metrics, event, first)
-            rec.run["usage"] = add_usage(rec.run.get("usage"), event.usage.__dict__ if event.usage else None)
-            _check_limits(rec.run, event)
-            return event
+            if event.usage:
+                await sink.emit(TurnUsage(event.usage))
+            return event, texting
     raise ModelError("The model stream ended without a completion.")
 
 
@@ -263,13 +248,11 @@ def _observe_rate(metrics: Metrics, completion: Completion, first: float) -> Non
         metrics.model_tokens_per_second.observe((tokens - 1) / seconds)
 
 
-def _check_limits(run: dict[str, Any], completion: Completion) -> None:
-    usage = run.get("usage") or {}
-    if run.get("max_completion_tokens") and (
-        completion.finish_reason == "length"
-        or usage.get("completion_tokens", 0) >= run["max_completion_tokens"]
+def _check_limits(spec: RunSpec, completion: Completion, used: Usage) -> None:
+    if spec.max_completion_tokens and (
+        completion.finish_reason == "length" or used.completion_tokens >= spec.max_completion_tokens
     ):
         raise Limit("max_completion_tokens")
     last_prompt = completion.usage.prompt_tokens if completion.usage else 0
-    if run.get("max_prompt_tokens") and last_prompt > run["max_prompt_tokens"]:
+    if spec.max_prompt_tokens and last_prompt > spec.max_prompt_tokens:
         raise Limit("max_prompt_tokens")

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.store import Store
 
+if TYPE_CHECKING:
+    from agent.engine.events import RunSpec
+
+Entry = tuple[str, dict[str, Any]]  # ("message", thread message) | ("step", tool_calls step)
 CHARS_PER_TOKEN = 4  # estimate used for truncation; the backend's own count decides usage
 
 
@@ -45,15 +49,29 @@ def call_to_chat(call: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
 
 
 def steps_to_chat(steps: list[dict[str, Any]], messages: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+    return timeline_to_chat(_expand(steps, messages))
+
+
+def _expand(steps: list[dict[str, Any]], messages: dict[str, dict[str, Any]]) -> list[Entry]:
+    out: list[Entry] = []
     for step in steps:
-        details = step["step_details"]
         if step["type"] == "message_creation":
-            msg = messages.pop(details["message_creation"]["message_id"], None)
-            if msg is not None and msg["content"]:
-                out.append({"role": "assistant", "content": message_text(msg)})
+            msg = messages.pop(step["step_details"]["message_creation"]["message_id"], None)
+            if msg is not None:
+                out.append(("message", msg))
+        else:
+            out.append(("step", step))
+    return out
+
+
+def timeline_to_chat(entries: list[Entry]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for kind, obj in entries:
+        if kind == "message":
+            if obj["content"]:
+                out.append({"role": obj["role"], "content": message_text(obj)})
             continue
-        calls = [call_to_chat(c) for c in details["tool_calls"]]
+        calls = [call_to_chat(c) for c in obj["step_details"]["tool_calls"]]
         answered = [(c, o) for c, o in calls if o is not None]
         if not answered:
             continue
@@ -62,27 +80,50 @@ def steps_to_chat(steps: list[dict[str, Any]], messages: dict[str, dict[str, Any
     return out
 
 
+def timeline(msgs: list[dict[str, Any]], steps: list[dict[str, Any]], run_id: str | None) -> list[Entry]:
+    """A thread's messages and steps in conversation order: each run's steps where that run spoke (its
+    first message), a run that wrote no message after the message it follows (``_after``), and the
+    current run's steps last."""
+    by_run: dict[str, list[dict[str, Any]]] = {}
+    for step in steps:
+        by_run.setdefault(step["run_id"], []).append(step)
+    anchored: dict[str | None, list[str]] = {}
+    spoke = {m["run_id"] for m in msgs if m["run_id"]}
+    for rid, run_steps in by_run.items():
+        if rid not in spoke and rid != run_id and "_after" in run_steps[0]:
+            anchored.setdefault(run_steps[0]["_after"], []).append(rid)
+    run_messages = {m["id"]: m for m in msgs if m["run_id"]}
+    out: list[Entry] = []
+    for rid in anchored.pop(None, []):
+        out.extend(_expand(by_run.pop(rid), run_messages))
+    for msg in msgs:
+        rid = msg["run_id"]
+        if rid in by_run:  # a run's first message: everything that run did, in step order
+            out.extend(_expand(by_run.pop(rid), run_messages))
+        elif rid is None or run_messages.pop(msg["id"], None) is not None:
+            out.append(("message", msg))
+        for later in anchored.pop(msg["id"], []):
+            out.extend(_expand(by_run.pop(later), run_messages))
+    out.extend(_expand(by_run.pop(run_id, []) if run_id else [], run_messages))
+    return out
+
+
+async def thread_rows(
+    store: Store, owner: str, thread_id: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    msgs, steps = await asyncio.gather(
+        _all(store, "message", owner, thread_id), _all(store, "step", owner, thread_id)
+    )
+    return msgs, steps
+
+
 async def thread_messages(
     store: Store, owner: str, thread_id: str, run_id: str
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The thread as chat messages, in order, with each run's steps (tool calls and outputs) where that
     run spoke; and the stored messages it was made from."""
-    msgs, steps = await asyncio.gather(
-        _all(store, "message", owner, thread_id), _all(store, "step", owner, thread_id)
-    )
-    by_run: dict[str, list[dict[str, Any]]] = {}
-    for step in steps:
-        by_run.setdefault(step["run_id"], []).append(step)
-    run_messages = {m["id"]: m for m in msgs if m["run_id"]}
-    out: list[dict[str, Any]] = []
-    for msg in msgs:
-        rid = msg["run_id"]
-        if rid in by_run:  # a run's first message: everything that run did, in step order
-            out.extend(steps_to_chat(by_run.pop(rid), run_messages))
-        elif rid is None or run_messages.pop(msg["id"], None) is not None:
-            out.append({"role": msg["role"], "content": message_text(msg)})
-    out.extend(steps_to_chat(by_run.pop(run_id, []), run_messages))
-    return out, msgs
+    msgs, steps = await thread_rows(store, owner, thread_id)
+    return timeline_to_chat(timeline(msgs, steps, run_id)), msgs
 
 
 async def _all(store: Store, kind: str, owner: str, thread_id: str) -> list[dict[str, Any]]:
@@ -127,13 +168,15 @@ def _from_turn(history: list[dict[str, Any]], start: int) -> list[dict[str, Any]
     return history[start:]
 
 
-def build(
-    run: dict[str, Any], history: list[dict[str, Any]], context: int, note: str = ""
-) -> list[dict[str, Any]]:
+def build(spec: RunSpec, history: list[dict[str, Any]], context: int, note: str = "") -> list[dict[str, Any]]:
     """System message (instructions, then ``note``: facts about the tools), then the truncated thread."""
-    instructions = "\n\n".join(p for p in (run.get("instructions"), note) if p)
+    hoisted = [m["content"] for m in history if m["role"] == "system"]  # system/developer input items
+    history = [m for m in history if m["role"] != "system"] if hoisted else history
+    instructions = "\n\n".join(p for p in (spec.instructions, *hoisted, note) if p)
     system = [{"role": "system", "content": instructions}] if instructions else []
-    budget = max(256, context - estimate_tokens(system) - (run.get("max_completion_tokens") or 1024))
-    if run.get("max_prompt_tokens"):
-        budget = min(budget, run["max_prompt_tokens"] - estimate_tokens(system))
-    return system + truncate(history, run.get("truncation_strategy"), budget)
+    if (spec.truncation or {}).get("type") == "disabled":
+        return system + history  # the backend refuses what does not fit (a context overflow)
+    budget = max(256, context - estimate_tokens(system) - (spec.max_completion_tokens or 1024))
+    if spec.max_prompt_tokens:
+        budget = min(budget, spec.max_prompt_tokens - estimate_tokens(system))
+    return system + truncate(history, spec.truncation, budget)

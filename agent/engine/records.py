@@ -1,24 +1,45 @@
-"""The run's side effects, persisted then published: run transitions, steps, messages and their deltas.
+"""The Assistants adapter: the loop's events rendered as run transitions, steps, messages and
+``thread.*`` events, persisted then published.
 
-This is where the engine meets the Assistants wire shapes; the loop only calls these verbs.
+This is where the engine meets the Assistants wire shapes; the loop knows none of them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from typing import Any
 
-from agent.api.common import new_id, now
-from agent.api.messages import new_message
+from agent.domain import RUN_LEG_END, RUN_TERMINAL, new_id, new_message, now
+from agent.engine import prompt
 from agent.engine.bus import EventBus
+from agent.engine.events import (
+    Event,
+    Final,
+    Incomplete,
+    MessageDone,
+    Outcome,
+    RequiresAction,
+    RunAgain,
+    RunSpec,
+    Status,
+    TextDelta,
+    ToolCallArgumentsDelta,
+    ToolCallOutput,
+    ToolCallStarted,
+    Transcript,
+    TurnUsage,
+)
+from agent.llm import Usage
 from agent.store import Store, db
-from agent.tools import ToolContext
+from agent.tools import ServerTool, ToolContext
 
 CITATION = re.compile(r"【(?:\d+:)?(\d+)†[^】]*】")
 SANDBOX_LINK = re.compile(r"sandbox:/mnt/data/[^\s)\]\"'<>]+")
 
-TERMINAL = ("completed", "incomplete", "failed", "cancelled", "expired")
-LEG_END = (*TERMINAL, "requires_action")
+TERMINAL = RUN_TERMINAL
+LEG_END = RUN_LEG_END
 
 
 def add_usage(total: dict[str, int] | None, usage: dict[str, int] | None) -> dict[str, int] | None:
@@ -45,6 +66,117 @@ class RunRecorder:
         self.assistant: dict[str, Any] | None = None  # already loaded by the API handler, if any
         self.thread: dict[str, Any] | None = None
         self._shown_images = 0
+        self.spec = run_spec(run)
+        self._started: asyncio.Task[None] | None = None
+        self._called_before: bool | None = None
+
+    # --- the loop's sink ------------------------------------------------------------------------
+    async def transcript(self) -> Transcript:
+        """The thread as chat messages (each run's tool calls and outputs where that run spoke)."""
+        reading = prompt.thread_messages(self.store, self.owner, self.thread_id, self.run["id"])
+        if self._started is not None:  # the in_progress transition is written while the thread is read
+            (history, stored), _ = await asyncio.gather(reading, self._started)
+            self._started = None
+        else:
+            history, stored = await reading
+        if self._called_before is None:
+            forced = self.spec.tool_choice not in (None, "auto", "none")
+            self._called_before = not forced or await self._tool_steps_before()
+        attached = attached_for_code(stored)
+        if self.ctx is not None:
+            self.ctx.attached = attached
+        note = await files_note(self.store, self.ctx) if _has_code(self.spec.tools) else ""
+        return Transcript(history, note, self._called_before, attached)
+
+    async def emit(self, event: Event) -> None:
+        if isinstance(event, Status):
+            self._started = asyncio.create_task(self.set_status(event.status))
+        elif isinstance(event, TextDelta):
+            await self.text_delta(event.text)
+        elif isinstance(event, MessageDone):
+            pass  # closed with the next step or the outcome, in the same transaction
+        elif isinstance(event, ToolCallStarted):
+            step = await self.tool_step_open()
+            record = _start_record(event.call_id, event.name, event.tool)
+            step["step_details"]["tool_calls"].append(record)
+            self.step_delta(step, {"index": event.index, **record})
+        elif isinstance(event, ToolCallArgumentsDelta):
+            self._arguments_delta(event)
+        elif isinstance(event, ToolCallOutput):
+            await self._call_output(event)
+        elif isinstance(event, TurnUsage):
+            self.run["usage"] = add_usage(self.run.get("usage"), event.usage.__dict__)
+
+    async def end(self, outcome: Outcome) -> None:
+        if isinstance(outcome, Final):
+            if self.message is None:
+                await self.text_delta("")
+            await self.close_message("completed", _usage(outcome.usage), run_status="completed")
+        elif isinstance(outcome, RunAgain):
+            step, self.tool_step = self.tool_step, None
+            if step is not None:
+                await self.end_step(step, "completed", _usage(outcome.usage))
+        elif isinstance(outcome, RequiresAction):
+            step, self.tool_step = self.tool_step, None
+            if step is not None:
+                await self.save_step(step)
+            action = {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": outcome.calls}}
+            await self.set_status("requires_action", required_action=action)
+        elif isinstance(outcome, Incomplete):
+            await self.close_message("incomplete", reason="max_tokens")
+            if self.tool_step is not None:
+                step, self.tool_step = self.tool_step, None
+                await self.end_step(step, "completed")
+            await self.set_status("incomplete", incomplete_details={"reason": outcome.reason})
+
+    def _arguments_delta(self, event: ToolCallArgumentsDelta) -> None:
+        step = self.tool_step
+        if step is None:
+            return
+        record = step["step_details"]["tool_calls"][event.index]
+        if record["type"] == "function":
+            record["function"]["arguments"] += event.delta
+            self.step_delta(
+                step, {"index": event.index, "type": "function", "function": {"arguments": event.delta}}
+            )
+        elif event.input_piece:
+            kind = record["type"]
+            record[kind]["input"] += event.input_piece
+            self.step_delta(step, {"index": event.index, "type": kind, kind: {"input": event.input_piece}})
+
+    async def _call_output(self, event: ToolCallOutput) -> None:
+        step = await self.tool_step_open()
+        records = step["step_details"]["tool_calls"]
+        i, tool = event.index, event.tool
+        if i == len(records):  # a call the backend did not stream
+            records.append(_start_record(event.call_id, event.name, tool))
+            self.step_delta(step, {"index": i, **records[i]})
+        record = records[i]
+        if event.error is not None:
+            records[i] = {
+                "id": event.call_id,
+                "type": "function",
+                "function": {"name": event.name, "arguments": event.arguments, "output": event.error},
+            }
+        elif tool is not None and event.output is not None:
+            record[tool.step_type] = {**record.get(tool.step_type, {}), **event.output.record}
+            outs = event.output.record.get("outputs")
+            if outs:
+                self.step_delta(
+                    step,
+                    {
+                        "index": i,
+                        "type": tool.step_type,
+                        tool.step_type: {"outputs": [{"index": j, **o} for j, o in enumerate(outs)]},
+                    },
+                )
+        else:
+            record["function"]["arguments"] = event.arguments
+
+    async def _tool_steps_before(self) -> bool:
+        """Whether an earlier leg of this run already made tool calls (a forced choice is then spent)."""
+        steps = await self.store.find("step", owner=self.owner, parent=self.thread_id, run_id=self.run["id"])
+        return any(step["type"] == "tool_calls" for _, step in steps)
 
     def publish(self, name: str, data: dict[str, Any]) -> None:
         if data.get("object") == "thread.run.step":
@@ -295,6 +427,47 @@ class RunRecorder:
                     continue
             await self.end_step(step, outcome)
 
+    # --- the executor's verbs ---------------------------------------------------------------------
+    async def tool_context(self) -> ToolContext:
+        run = self.run
+        assistant = self.assistant or await self.store.get("assistant", run["assistant_id"], self.owner) or {}
+        thread = self.thread or await self.store.get("thread", self.thread_id, self.owner) or {}
+        self.ctx = ToolContext(
+            owner=self.owner,
+            thread_id=self.thread_id,
+            run_id=run["id"],
+            assistant=assistant,
+            thread=thread,
+            tools=run["tools"],
+        )
+        return self.ctx
+
+    async def stop_as(self, outcome: str, error: dict[str, str] | None = None) -> None:
+        """The run ends early (cancelled/failed/expired); a failure is first an ``error`` event."""
+        if error is not None:  # streams raise on this (spec §4.5), then see the run's terminal event
+            self.publish(
+                "error",
+                {
+                    "error": {
+                        "message": error["message"],
+                        "type": error["code"],
+                        "param": None,
+                        "code": error["code"],
+                    }
+                },
+            )
+        with contextlib.suppress(Exception):
+            await self.abandon(outcome)
+        await self.set_status(outcome, last_error=error) if error else await self.set_status(outcome)
+
+    async def discard_partial(self) -> None:
+        """After a crash: drop the unfinished step (and its message) so the turn can be taken again."""
+        for step in await self.open_steps():
+            if step["type"] == "message_creation":
+                msg_id = step["step_details"]["message_creation"]["message_id"]
+                await self.store.delete("message", msg_id, self.owner, self.thread_id)
+            await self.store.delete("step", step["id"], self.owner, self.thread_id)
+
     async def open_steps(self) -> list[dict[str, Any]]:
         page = await self.store.list(
             "step",
@@ -305,6 +478,62 @@ class RunRecorder:
             where={"run_id": self.run["id"]},
         )
         return [s for s in page.data if s["status"] == "in_progress"]
+
+
+def run_spec(run: dict[str, Any]) -> RunSpec:
+    """What an Assistants run asks of the model."""
+    fmt = run.get("response_format")
+    usage = run.get("usage") or {}
+    return RunSpec(
+        model=run["model"],
+        instructions=run.get("instructions") or "",
+        tools=run.get("tools") or [],
+        tool_choice=run.get("tool_choice") or "auto",
+        parallel_tool_calls=run.get("parallel_tool_calls", True),
+        temperature=run.get("temperature"),
+        top_p=run.get("top_p"),
+        max_prompt_tokens=run.get("max_prompt_tokens"),
+        max_completion_tokens=run.get("max_completion_tokens"),
+        response_format=fmt if isinstance(fmt, dict) and fmt.get("type") != "text" else None,
+        truncation=run.get("truncation_strategy"),
+        usage=Usage(
+            usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0), usage.get("total_tokens", 0)
+        ),
+    )
+
+
+def _usage(usage: Usage | None) -> dict[str, int] | None:
+    return usage.__dict__ if usage is not None else None
+
+
+def _has_code(tools: list[dict[str, Any]]) -> bool:
+    return any(t.get("type") == "code_interpreter" for t in tools)
+
+
+def _start_record(call_id: str, name: str, tool: ServerTool | None) -> dict[str, Any]:
+    if tool is not None:
+        return tool.start_record(call_id)
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": "", "output": None}}
+
+
+async def files_note(store: Store, ctx: ToolContext | None) -> str:
+    """Tell the model which files code_interpreter will find in /mnt/data."""
+    names = []
+    for file_id in ctx.code_file_ids() if ctx else []:
+        file = await store.get("file", file_id, ctx.owner)  # type: ignore[union-attr]
+        if file is not None:
+            names.append(f"/mnt/data/{file['filename']}")
+    return "Files available to code_interpreter: " + ", ".join(names) if names else ""
+
+
+def attached_for_code(messages: list[dict[str, Any]]) -> list[str]:
+    """File ids attached to the thread's messages for code_interpreter."""
+    return [
+        a["file_id"]
+        for m in messages
+        for a in m.get("attachments") or []
+        if any(t["type"] == "code_interpreter" for t in a.get("tools") or [])
+    ]
 
 
 def _end(

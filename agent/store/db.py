@@ -20,6 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from agent.domain import RUN_ACTIVE, RUN_RESUMABLE
+
 KINDS = (
     "assistant",
     "thread",
@@ -57,8 +59,8 @@ def _table(kind: str) -> sa.Table:
 
 TABLES = {kind: _table(kind) for kind in KINDS}
 STATUS_KINDS = ("run", "vector_store_file")  # kinds whose ``status`` column mirrors the object's status
-ACTIVE_RUN = ("queued", "in_progress", "requires_action", "cancelling")
-RESUMABLE_RUN = ("queued", "in_progress", "cancelling")  # what a replica executes (holding the lease)
+ACTIVE_RUN = RUN_ACTIVE
+RESUMABLE_RUN = RUN_RESUMABLE  # what a replica executes (holding the lease)
 _active = TABLES["run"].c.status.in_(ACTIVE_RUN)
 sa.Index("ix_run_status", TABLES["run"].c.status)  # the expiry sweep and resume read runs by status
 # The thread lock, kept by the database itself (also across replicas): one active run per thread.

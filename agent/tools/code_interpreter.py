@@ -13,10 +13,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from agent.tools.base import ToolContext, ToolOutput, function_schema
-from sandbox import ExecResult, PathError, SandboxManager, Session, SessionLimit
+from sandbox import ExecResult, FileInfo, PathError, SessionLimit
 from sandbox.files import TooLarge
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,29 @@ class OutputLimits:
     bytes_per_thread: int = 1 << 30
 
 
+class SandboxSession(Protocol):
+    """One conversation's stateful Python (`sandbox.Session` in production; an in-process fake in tests)."""
+
+    async def execute(self, code: str, timeout: float | None = None) -> ExecResult: ...  # noqa: ASYNC109
+
+    async def write_file(self, path: str, data: bytes) -> None: ...
+
+    async def read_file(self, path: str) -> bytes: ...
+
+    async def export_file(self, path: str, dest: str, max_bytes: int) -> FileInfo:
+        """Copy a regular file of /mnt/data to the new host file ``dest``, at most ``max_bytes`` (TooLarge)."""
+        ...
+
+
+class Sandboxes(Protocol):
+    """The sandbox seam: a session per key (thread/conversation), made on first use; at most
+    ``max_sessions_per_owner`` live per owner (SessionLimit)."""
+
+    max_sessions_per_owner: int | None
+
+    async def session(self, key: str, owner: str = "") -> SandboxSession: ...
+
+
 class CodeInterpreterTool:
     name = "code_interpreter"
     step_type = "code_interpreter"
@@ -44,7 +67,7 @@ class CodeInterpreterTool:
 
     def __init__(
         self,
-        manager: SandboxManager | None,
+        manager: Sandboxes | None,
         save: SaveFile,
         load: LoadFile,
         timeout: float = 30,
@@ -101,7 +124,7 @@ class CodeInterpreterTool:
             self._placed.pop(ctx.thread_id, None)
         return await self._outputs(result, record, session, ctx, placement)
 
-    async def _place_files(self, session: Session, ctx: ToolContext) -> list[str]:
+    async def _place_files(self, session: SandboxSession, ctx: ToolContext) -> list[str]:
         """Write the thread's files into /mnt/data; what could not be placed is told to the model."""
         notes: list[str] = []
         placed = self._placed.setdefault(ctx.thread_id, set())
@@ -120,7 +143,12 @@ class CodeInterpreterTool:
         return notes
 
     async def _outputs(
-        self, result: ExecResult, record: dict[str, Any], session: Session, ctx: ToolContext, notes: list[str]
+        self,
+        result: ExecResult,
+        record: dict[str, Any],
+        session: SandboxSession,
+        ctx: ToolContext,
+        notes: list[str],
     ) -> ToolOutput:
         text = _logs(result)
         outputs: list[dict[str, Any]] = []
@@ -139,7 +167,7 @@ class CodeInterpreterTool:
         return ToolOutput(model_text, record, files=made)
 
     async def _collect(
-        self, result: ExecResult, session: Session, ctx: ToolContext, made: list[dict[str, Any]]
+        self, result: ExecResult, session: SandboxSession, ctx: ToolContext, made: list[dict[str, Any]]
     ) -> list[str]:
         """Store the changed files as Files within this call's and this thread's limits."""
         lim = self.limits
