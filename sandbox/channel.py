@@ -102,6 +102,8 @@ class Peer:
 
     uid: int
     init_pid: int
+    """0 when the container's pids are not visible here (a service in a container without the host's pid
+    namespace): then only the uid is checked, and the pinned inode on the sandbox's volume is the guarantee."""
 
 
 def _pid_namespace(pid: int) -> str:
@@ -113,7 +115,7 @@ def check_peer(sock: socket.socket, peer: Peer) -> int:
     creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     pid, uid, _gid = struct.unpack("3i", creds)
     try:
-        same_ns = pid > 0 and _pid_namespace(pid) == _pid_namespace(peer.init_pid)
+        same_ns = peer.init_pid == 0 or (pid > 0 and _pid_namespace(pid) == _pid_namespace(peer.init_pid))
     except OSError:
         same_ns = False
     if uid != peer.uid or not same_ns:

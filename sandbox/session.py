@@ -104,7 +104,8 @@ class Session:
             channel = self._channel  # attach: one stream for the container's life, across kernel restarts
             if channel is None:
                 try:
-                    peer = Peer(fs.SANDBOX_UID, self._box.pid)
+                    visible = not self._box.host.containerised  # the engine's pids are ours to see
+                    peer = Peer(fs.SANDBOX_UID, self._box.pid if visible else 0)
                     channel, self._kernel_pid = await connect_unix(
                         self._box.kernel_dir, SOCKET_NAME, self._reply_limit, peer
                     )
@@ -224,7 +225,7 @@ class Session:
         socket): kill it now, so the supervisor restarts it instead of the host waiting for a kernel that
         never comes back. Uses a pidfd, so only that very process can be signalled."""
         pid, self._kernel_pid = self._kernel_pid, None
-        if pid is None or self._spec.attach:
+        if not pid or self._spec.attach or self._box.host.containerised:
             return
         try:
             pidfd = os.pidfd_open(pid)

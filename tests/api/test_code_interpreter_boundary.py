@@ -230,7 +230,7 @@ def test_big_output_streams_while_health_answers(boundary: LiveServer, model: Sc
     model.script(run_code(write), Text("[big](sandbox:/mnt/data/big.bin)"))
     a = client.beta.assistants.create(model="m", tools=[{"type": "code_interpreter"}])
     t = client.beta.threads.create(messages=[{"role": "user", "content": "big"}])
-    staging = boundary.settings.data_dir / "files" / "tmp"
+    staging = boundary.settings.data_dir / "sandbox-out"
     while_collecting: list[float] = []
     stop = threading.Event()
 
