@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -57,7 +58,7 @@ from agent.store import Store
 from agent.tools import ServerTool
 from agent.tools.calculator import Calculator
 from agent.tools.calculator_tool import CalculatorTool
-from agent.tools.code_interpreter import CodeInterpreterTool
+from agent.tools.code_interpreter import CodeInterpreterTool, OutputLimits
 from agent.tools.file_search import FileSearchTool
 from sandbox import Limits, SandboxManager
 
@@ -272,6 +273,15 @@ async def _ingest_ctx(app: web.Application) -> AsyncIterator[None]:
     await index.close()
 
 
+def _sandbox_out(data_dir: Path) -> Path:
+    """Where code_interpreter outputs are staged on their way from a sandbox into the file store."""
+    path = data_dir / "sandbox-out"
+    path.mkdir(parents=True, exist_ok=True)
+    for leftover in path.glob("ci-*"):
+        leftover.unlink(missing_ok=True)
+    return path
+
+
 async def _tools_ctx(app: web.Application) -> AsyncIterator[None]:
     """The server-side tools: calculator workers, the sandbox manager (when Docker is there), file_search."""
 
@@ -287,8 +297,10 @@ async def _tools_ctx(app: web.Application) -> AsyncIterator[None]:
         image=settings.sandbox_image,
         runtime=settings.sandbox_runtime,
         pool_size=settings.sandbox_pool,
-        limits=Limits(timeout=settings.code_timeout),
+        limits=Limits(timeout=settings.code_timeout, data_mb=settings.sandbox_data_mb),
         idle_ttl=settings.sandbox_idle_ttl,
+        max_sessions_per_owner=settings.code_sessions_per_key,
+        io_workers=settings.sandbox_io_threads,
     )
     try:
         if not settings.sandbox_enabled:
@@ -309,7 +321,20 @@ async def _tools_ctx(app: web.Application) -> AsyncIterator[None]:
 
     tools: dict[str, ServerTool] = {
         "calculator": CalculatorTool(calculator),
-        "code_interpreter": CodeInterpreterTool(manager, save, load, timeout=settings.code_timeout),
+        "code_interpreter": CodeInterpreterTool(
+            manager,
+            save,
+            load,
+            timeout=settings.code_timeout,
+            adopt=lambda who, name, tmp, size: files.adopt_file(app, who, name, tmp, size),
+            tmp_dir=_sandbox_out(settings.data_dir),
+            limits=OutputLimits(
+                files_per_call=settings.code_files_per_call,
+                bytes_per_call=settings.code_bytes_per_call,
+                files_per_thread=settings.code_files_per_thread,
+                bytes_per_thread=settings.code_bytes_per_thread,
+            ),
+        ),
         "file_search": FileSearchTool(app[INGESTOR].index),
     }
     app[TOOLS] = tools

@@ -46,6 +46,20 @@ class Settings(BaseSettings):
     """Fresh sandbox containers kept started and waiting (0 starts one on a thread's first call)."""
     code_timeout: float = 30.0
     """Seconds one code_interpreter call may run before it is interrupted."""
+    code_files_per_call: int = Field(default=50, ge=0)
+    """Files one code_interpreter call may return (the model is told how many were skipped)."""
+    code_bytes_per_call: int = Field(default=256 * 1024 * 1024, ge=0)
+    """Bytes of files one code_interpreter call may return (sizes as the host sees them)."""
+    code_files_per_thread: int = Field(default=500, ge=0)
+    """Files code_interpreter may return over a thread's life."""
+    code_bytes_per_thread: int = Field(default=1024 * 1024 * 1024, ge=0)
+    """Bytes of files code_interpreter may return over a thread's life."""
+    code_sessions_per_key: int = Field(default=8, ge=1)
+    """Live code_interpreter sandboxes per API key; over it the tool tells the model to retry later."""
+    sandbox_io_threads: int = Field(default=8, ge=2)
+    """Threads of the sandbox's own executor (Docker calls, file copies), apart from the default one."""
+    sandbox_data_mb: int = Field(default=256, ge=1)
+    """Size of a sandbox's /mnt/data in MiB."""
     run_timeout: int = 600
     """Seconds until a run expires (``expires_at``)."""
     max_body_bytes: int = 32 * 1024 * 1024

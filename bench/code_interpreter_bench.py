@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -35,7 +38,11 @@ async def raw_and_tool(n: int) -> tuple[list[float], list[float]]:
     async def load(who: str, file_id: str) -> tuple[str, bytes] | None:
         return None
 
-    tool = CodeInterpreterTool(manager, save, load)
+    async def adopt(who: str, name: str, tmp: Path, size: int) -> dict[str, Any]:
+        os.unlink(tmp)
+        return {"id": "file-x"}
+
+    tool = CodeInterpreterTool(manager, save, load, adopt=adopt, tmp_dir=Path(tempfile.gettempdir()))
     ctx = ToolContext(owner="o", thread_id="bench", run_id="r", assistant={}, thread={})
     try:
         session = await manager.session("bench")

@@ -10,7 +10,7 @@
 See sandbox/README.md for the image and the hardening.
 """
 
-from .errors import PathError, SandboxError, SandboxUnavailable, SessionClosed, StorageFull
+from .errors import PathError, SandboxError, SandboxUnavailable, SessionClosed, SessionLimit, StorageFull
 from .limits import Limits
 from .manager import SandboxManager
 from .results import ErrorInfo, ExecResult, FileInfo
@@ -27,5 +27,6 @@ __all__ = [
     "SandboxUnavailable",
     "Session",
     "SessionClosed",
+    "SessionLimit",
     "StorageFull",
 ]

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import os
 import socket
 import stat
 import struct
+from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Any
 
 import docker
@@ -92,20 +95,75 @@ class Channel:
                 self._sock.close()
 
 
-async def connect_unix(path: str, limit: int) -> Channel:
-    """Connect to the kernel's socket; refuses anything at ``path`` that is not a socket (no symlinks)."""
-    st = os.lstat(path)
-    if not stat.S_ISSOCK(st.st_mode):
-        raise ConnectionRefusedError(f"{path} is not a socket")
-    reader, writer = await asyncio.open_unix_connection(path, limit=limit)
-    return Channel(reader, writer)
+@dataclass(frozen=True)
+class Peer:
+    """Who the kernel end of a socket channel must be: a process of ``uid`` in the pid namespace of
+    ``init_pid`` (the container's PID 1 as this host sees it)."""
+
+    uid: int
+    init_pid: int
+    """0 when the container's pids are not visible here (a service in a container without the host's pid
+    namespace): then only the uid is checked, and the pinned inode on the sandbox's volume is the guarantee."""
 
 
-async def connect_attach(client: docker.DockerClient, container_id: str, limit: int) -> Channel:
+def _pid_namespace(pid: int) -> str:
+    return os.readlink(f"/proc/{pid}/ns/pid")
+
+
+def check_peer(sock: socket.socket, peer: Peer) -> int:
+    """The peer's host pid if it is ``peer`` (SO_PEERCRED); ConnectionRefusedError otherwise."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, _gid = struct.unpack("3i", creds)
+    try:
+        same_ns = peer.init_pid == 0 or (pid > 0 and _pid_namespace(pid) == _pid_namespace(peer.init_pid))
+    except OSError:
+        same_ns = False
+    if uid != peer.uid or not same_ns:
+        raise ConnectionRefusedError(
+            f"the socket's listener (pid {pid}, uid {uid}) is not the sandbox kernel"
+        )
+    return pid
+
+
+async def connect_unix(root: str, name: str, limit: int, peer: Peer) -> tuple[Channel, int]:
+    """Connect to the kernel's socket ``name`` in the host directory ``root``; returns the channel and the
+    kernel's host pid.
+
+    The sandbox can rewrite that directory at any moment, so no path is followed: the entry is opened with
+    ``O_PATH | O_NOFOLLOW`` (pinning the inode; a symlink is refused), must be a socket, and the connection
+    goes to that very inode through ``/proc/self/fd``. The listener must then be a process of the sandbox
+    user inside this container (``SO_PEERCRED`` and the pid namespace), else the connection is dropped
+    before a byte is sent. A socket inode on the sandbox's volume can only have been bound there by a
+    process that sees the volume, so this never reaches a host service."""
+    dfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+    finally:
+        os.close(dfd)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+            raise ConnectionRefusedError(f"{name} is not a socket")
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, f"/proc/self/fd/{fd}")
+        pid = check_peer(sock, peer)
+        reader, writer = await asyncio.open_unix_connection(sock=sock, limit=limit)
+    except BaseException:
+        sock.close()
+        raise
+    finally:
+        os.close(fd)
+    return Channel(reader, writer), pid
+
+
+async def connect_attach(
+    client: docker.DockerClient, container_id: str, limit: int, executor: Executor | None = None
+) -> Channel:
     """Attach to the container's stdin/stdout; demultiplexes Docker's 8-byte framed stream."""
     params = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+    attach = functools.partial(client.api.attach_socket, container_id, params=params)
     try:
-        wrapped = await asyncio.to_thread(client.api.attach_socket, container_id, params=params)
+        wrapped = await asyncio.get_running_loop().run_in_executor(executor, attach)
     except docker.errors.DockerException as exc:
         raise SandboxUnavailable(f"could not attach to the sandbox: {exc}") from exc
     # Take the socket over from the HTTP response that docker-py keeps around (it would otherwise leak

@@ -91,6 +91,8 @@ class Box:
     oom_file: str | None = None
     created: float = field(default_factory=time.monotonic)
     host: HostView = HostView()
+    pid: int = 0
+    """Host pid of the container's PID 1 (the supervisor); 0 until started."""
 
     @property
     def socket_path(self) -> str:
@@ -203,6 +205,7 @@ def start_box(client: docker.DockerClient, box: Box) -> None:
         destroy_box(client, box.name, box.volumes, box.container)
         raise SandboxUnavailable(f"the sandbox volumes {mountpoints} are not visible from this container")
     box.kernel_dir, box.data_dir = kernel_dir, data_dir
+    box.pid = int(box.container.attrs.get("State", {}).get("Pid") or 0)
     box.oom_file = _oom_file(box.container)
 
 

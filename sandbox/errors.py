@@ -3,6 +3,7 @@
     SandboxError                  base class
     ├── SandboxUnavailable        engine unreachable, image missing, container failed to start
     ├── SessionClosed             the session was closed, dropped or reaped
+    ├── SessionLimit              the owner already has its maximum of live sessions (retry later)
     ├── PathError (ValueError)    a path that is not inside /mnt/data
     └── StorageFull               /mnt/data is full
 
@@ -23,6 +24,10 @@ class SandboxUnavailable(SandboxError):
 
 class SessionClosed(SandboxError):
     """The session is closed (dropped, reaped or the manager shut down)."""
+
+
+class SessionLimit(SandboxError):
+    """The owner already has ``max_sessions_per_owner`` live sessions; retry when one is closed."""
 
 
 class PathError(SandboxError, ValueError):

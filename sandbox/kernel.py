@@ -18,7 +18,9 @@ Semantics of one ``exec``:
 * ``sys.stdout``/``sys.stderr`` are captured and capped; fd-level output (subprocesses) goes to capped
   files on /tmp and is appended;
 * every open matplotlib figure is saved as PNG (base64) and closed;
-* files created or changed under the data directory are listed;
+* files created or changed under the data directory are listed (at most ``MAX_FILES``, from the first
+  ``MAX_SCAN`` entries; ``files_total`` counts the changed ones seen, ``files_complete`` says whether the
+  scan saw everything);
 * ``timeout`` is enforced with ``setitimer``/SIGALRM (state kept); SIGINT interrupts only while a cell runs;
 * processes started by the cell do not outlive it: stray processes are killed, forked copies of the
   kernel exit when their cell ends.
@@ -47,6 +49,9 @@ from typing import Any, BinaryIO
 MAX_IMAGES = 8
 MAX_IMAGE_BYTES = 4 << 20
 MAX_FILES = 1000
+"""At most this many changed files are listed per call."""
+MAX_SCAN = 10000
+"""At most this many directory entries are looked at per snapshot (two snapshots per call)."""
 MAX_TRACEBACK = 16384
 MAX_RESULT = 16384
 KERNEL_FILE = "<string>"
@@ -151,8 +156,11 @@ class Kernel:
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+        # whatever an earlier cell left there (the volume outlives kernels)
+        for stale in (path, path + ".tmp"):
+            with contextlib.suppress(OSError):
+                os.unlink(stale)
+            shutil.rmtree(stale, ignore_errors=True)
         server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         server.bind(path + ".tmp")
         os.rename(path + ".tmp", path)  # appears only once listening would succeed
@@ -201,7 +209,7 @@ class Kernel:
         self.cells += 1
         filename = f"<cell-{self.cells}>"
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
-        before = self.snapshot()
+        before, _ = self.snapshot()
         out, err = CappedText(cap), CappedText(cap)
         saved = sys.stdout, sys.stderr, sys.stdin
         result: str | None = None
@@ -262,7 +270,7 @@ class Kernel:
             "error": error,
             "result": result,
             "images": images,
-            "files": self.changed(before),
+            **self.changed(before),
             "truncated": truncated,
             "timed_out": timed_out,
             "ms": elapsed * 1000,
@@ -353,34 +361,43 @@ class Kernel:
                 zombies += 1
         return live, zombies
 
-    def snapshot(self) -> dict[str, tuple[int, int, float]]:
+    def snapshot(self) -> tuple[dict[str, tuple[int, int, float]], bool]:
+        """Regular files under the data directory (at most ``MAX_SCAN`` entries) and whether that was all."""
         seen: dict[str, tuple[int, int, float]] = {}
         stack = [self.data_dir]
-        while stack and len(seen) < MAX_FILES:
+        budget = MAX_SCAN
+        while stack:
             top = stack.pop()
             try:
-                entries = list(os.scandir(top))
+                it = os.scandir(top)
             except OSError:
                 continue
-            for entry in entries:
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-                    elif entry.is_file(follow_symlinks=False):
-                        st = entry.stat(follow_symlinks=False)
-                        rel = os.path.relpath(entry.path, self.data_dir)
-                        seen[rel] = (st.st_size, st.st_mtime_ns, st.st_mtime)
-                except OSError:
-                    continue
-        return seen
+            with it:
+                for entry in it:
+                    budget -= 1
+                    if budget < 0:
+                        return seen, False
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                        elif entry.is_file(follow_symlinks=False):
+                            st = entry.stat(follow_symlinks=False)
+                            rel = os.path.relpath(entry.path, self.data_dir)
+                            seen[rel] = (st.st_size, st.st_mtime_ns, st.st_mtime)
+                    except OSError:
+                        continue
+        return seen, True
 
-    def changed(self, before: dict[str, tuple[int, int, float]]) -> list[dict[str, Any]]:
-        after = self.snapshot()
-        return [
-            {"path": rel, "size": st[0], "mtime": st[2]}
-            for rel, st in sorted(after.items())
-            if before.get(rel, (None, None))[:2] != st[:2]
-        ]
+    def changed(self, before: dict[str, tuple[int, int, float]]) -> dict[str, Any]:
+        after, complete = self.snapshot()
+        changed = [rel for rel, st in sorted(after.items()) if before.get(rel, (None, None))[:2] != st[:2]]
+        return {
+            "files": [
+                {"path": rel, "size": after[rel][0], "mtime": after[rel][2]} for rel in changed[:MAX_FILES]
+            ],
+            "files_total": len(changed),
+            "files_complete": complete,
+        }
 
 
 class Supervisor:
@@ -388,44 +405,80 @@ class Supervisor:
 
     The host never stops the container (that would empty the tmpfs volumes, i.e. /mnt/data): it sends
     SIGINT (forwarded to the kernel) or SIGUSR1 (kill the kernel; it is restarted with fresh state) to
-    PID 1 through the engine. As the namespace's init this process ignores signals it has no handler for,
-    so sandboxed code cannot kill it. Before each restart every other process is killed, and the exit
-    status of the dead kernel is written to ``<socket dir>/exit`` for the host's report.
+    PID 1 through the engine. Sandboxed code runs as the same uid, so this process defends itself:
+
+    * it is not dumpable (``PR_SET_DUMPABLE`` 0): without CAP_SYS_PTRACE (all capabilities are dropped)
+      nothing can ``ptrace`` it or read its memory, and its /proc entries belong to root;
+    * it takes signals only through ``sigwaitinfo`` and acts on SIGINT/SIGUSR1 only when the sender is
+      outside the container (``si_pid == 0``: the engine); the namespace's init ignores SIGKILL/SIGSTOP
+      from inside it anyway.
+
+    Before each restart every other process is killed, and the exit status of the dead kernel is written
+    to ``<state dir>/exit`` for the host's report (never following a link or blocking on a FIFO there).
     """
+
+    SIGNALS = {signal.SIGCHLD, signal.SIGINT, signal.SIGUSR1}
 
     def __init__(self, argv: list[str], config: dict[str, Any]) -> None:
         self.argv = argv
         self.config = config
         self.kernel = 0
 
-    def forward(self, signum: int, frame: object) -> None:
-        if self.kernel:
-            with contextlib.suppress(OSError):
-                os.kill(self.kernel, signal.SIGINT if signum == signal.SIGINT else signal.SIGKILL)
+    @staticmethod
+    def harden() -> None:
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+
+    def wait_kernel(self) -> int:
+        """Serve signals until the kernel dies; returns its wait status."""
+        while True:
+            info = signal.sigwaitinfo(self.SIGNALS)
+            if info.si_signo != signal.SIGCHLD:
+                if info.si_pid == 0 and self.kernel:  # from the engine, not from code in the container
+                    with contextlib.suppress(OSError):
+                        os.kill(
+                            self.kernel, signal.SIGINT if info.si_signo == signal.SIGINT else signal.SIGKILL
+                        )
+                continue
+            while True:
+                try:
+                    pid, status = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if pid == 0:
+                    break
+                if pid == self.kernel:
+                    return status
+
+    def write_exit(self, path: str, record: dict[str, Any]) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        with contextlib.suppress(OSError):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path + ".tmp")
+            fd = os.open(path + ".tmp", flags | os.O_EXCL, 0o644)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(record, fh)
+            os.replace(path + ".tmp", path)
 
     def run(self) -> None:
-        signal.signal(signal.SIGINT, self.forward)
-        signal.signal(signal.SIGUSR1, self.forward)
+        self.harden()
+        signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
         state_dir = self.config.get("state_dir")
         exit_file = os.path.join(str(state_dir), "exit") if state_dir else None
         restarts = 0
         while True:
             started = time.monotonic()
-            self.kernel = os.spawnv(os.P_NOWAIT, sys.executable, self.argv)
-            while True:
-                pid, status = os.waitpid(-1, 0)
-                if pid == self.kernel:
-                    break
+            self.kernel = os.posix_spawn(sys.executable, self.argv, os.environ, setsigmask=())
+            status = self.wait_kernel()
             self.kernel = 0
             restarts += 1
             code = os.waitstatus_to_exitcode(status)
             with contextlib.suppress(OSError):  # on the attached stream this tells the host at once
                 os.write(1, json.dumps({"event": "exit", "status": code}).encode() + b"\n")
             if exit_file:
-                with contextlib.suppress(OSError):
-                    with open(exit_file + ".tmp", "w") as fh:
-                        json.dump({"status": code, "restarts": restarts}, fh)
-                    os.replace(exit_file + ".tmp", exit_file)
+                self.write_exit(exit_file, {"status": code, "restarts": restarts})
             with contextlib.suppress(OSError):
                 os.kill(-1, signal.SIGKILL)  # init is never signalled by kill(-1)
             while True:
@@ -445,6 +498,7 @@ def main() -> None:
         source = sys.orig_argv[sys.orig_argv.index("-c") + 1]
         Supervisor([sys.executable, "-c", source, "kernel", sys.argv[2]], config).run()
         return
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())  # whatever the spawner blocked
     with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as fh:
         fh.write("1000")  # under memory pressure the kernel dies, not PID 1
     kernel = Kernel(config)

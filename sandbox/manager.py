@@ -4,6 +4,10 @@
   libraries preloaded); a container is never given to a second key.
 * A background task keeps ``pool_size`` ready containers (at most two starting at once).
 * A reaper closes sessions idle for ``idle_ttl`` seconds or older than ``max_lifetime``.
+* ``session(key, owner=…)`` counts live sessions per opaque owner (say a tenant); past
+  ``max_sessions_per_owner`` it raises SessionLimit instead of starting another container.
+* Every blocking call (Docker API, the data volumes) runs on the manager's own executor of ``io_workers``
+  threads, never the event loop's default one: a stuck sandbox cannot starve the rest of the process.
 * Every container and volume carries ``<label_prefix>.managed=1``; ``start()`` sweeps leftovers with that
   label (so give each service sharing one engine its own prefix) and ``close()`` removes everything.
 """
@@ -13,25 +17,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import gc
 import logging
 import time
 import uuid
 import warnings
-from collections.abc import Coroutine, Iterable
-from typing import Any
+from collections.abc import Callable, Coroutine, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import docker
 import docker.errors
 
 from . import hostview
 from .container import DEFAULT_PRELOAD, BoxSpec, create_box, destroy_box, sweep
-from .errors import SandboxError, SandboxUnavailable, SessionClosed
+from .errors import SandboxError, SandboxUnavailable, SessionClosed, SessionLimit
 from .limits import Limits
 from .results import ExecResult
 from .session import Session
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 START_PARALLELISM = 2
 RUNTIMES_WITHOUT_HOST_SOCKETS = ("runsc",)
@@ -64,6 +71,8 @@ class SandboxManager:
         transport: str = "auto",
         preload: Iterable[str] = DEFAULT_PRELOAD,
         reap_interval: float | None = None,
+        max_sessions_per_owner: int | None = None,
+        io_workers: int = 8,
     ) -> None:
         """``transport``: "socket" (Unix socket on a volume, fastest), "attach" (stdin/stdout through the
         engine; needed for gVisor or a remote engine) or "auto" (attach for runsc, socket otherwise).
@@ -97,6 +106,14 @@ class SandboxManager:
         self._counts = {"cold_starts": 0, "kills": 0, "ooms": 0}
         self._started = False
         self._closed = False
+        self.max_sessions_per_owner = max_sessions_per_owner
+        self._owners: dict[str, int] = {}  # owner → live sessions (and ones being handed out)
+        self._counted: set[Session] = set()  # sessions counted in _owners
+        self._executor = ThreadPoolExecutor(max(io_workers, 2), thread_name_prefix="sandbox-io")
+
+    async def _io(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
 
     # -- lifecycle ------------------------------------------------------------------------------------
     @property
@@ -110,15 +127,15 @@ class SandboxManager:
         if self._started:
             return
         self._started = True
-        client = await asyncio.to_thread(lambda: self.client)
-        view = await asyncio.to_thread(hostview.detect, client)
+        client = await self._io(lambda: self.client)
+        view = await self._io(hostview.detect, client)
         if view.containerised:
-            root = await asyncio.to_thread(hostview.volume_root, client)
+            root = await self._io(hostview.volume_root, client)
             if problem := view.volumes_problem(root):
                 raise SandboxUnavailable(problem)
             log.info("running in container %s of the sandbox engine", (view.container_id or "")[:12])
         self._spec = dataclasses.replace(self._spec, host=view)
-        removed = await asyncio.to_thread(sweep, client, self.label_prefix, view)
+        removed = await self._io(sweep, client, self.label_prefix, view)
         if removed:
             log.info("removed %d leftover sandbox containers", removed)
         self._spawn(self._refill_loop())
@@ -151,10 +168,11 @@ class SandboxManager:
         await asyncio.gather(*(close_one(s) for s in sessions), return_exceptions=True)
         if self._client is not None:
             with contextlib.suppress(Exception):
-                await asyncio.to_thread(self._sweep_instance)
+                await self._io(self._sweep_instance)
             if self._own_client:
                 with contextlib.suppress(Exception):
                     self._client.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _sweep_instance(self) -> None:
         """Catch anything of this instance that escaped (a start cancelled half-way)."""
@@ -178,11 +196,14 @@ class SandboxManager:
                 return False
             return True
 
-        return await asyncio.to_thread(check)
+        return await self._io(check)
 
     # -- sessions -------------------------------------------------------------------------------------
-    async def session(self, key: str) -> Session:
-        """The live session of ``key``, or a new one (from the pool when one is ready)."""
+    async def session(self, key: str, owner: str = "") -> Session:
+        """The live session of ``key``, or a new one (from the pool when one is ready).
+
+        A new session counts against ``owner``; SessionLimit when the owner already has
+        ``max_sessions_per_owner`` live sessions."""
         self._check_open()
         existing = self._sessions.get(key)
         if existing is not None and not existing.closed:
@@ -193,16 +214,35 @@ class SandboxManager:
             existing = self._sessions.get(key)
             if existing is not None and not existing.closed:
                 return existing
-            session = await self._take_pooled()
-            if session is None:
-                self._counts["cold_starts"] += 1
-                session = await self._new_session()
-            self._check_open()
-            session.key = key
+            limit = self.max_sessions_per_owner
+            if limit is not None and self._owners.get(owner, 0) >= limit:
+                raise SessionLimit(f"{limit} sandbox sessions are already active for this owner")
+            self._owners[owner] = self._owners.get(owner, 0) + 1
+            try:
+                session = await self._take_pooled()
+                if session is None:
+                    self._counts["cold_starts"] += 1
+                    session = await self._new_session()
+                self._check_open()
+            except BaseException:
+                self._release(owner)
+                raise
+            session.key, session.owner = key, owner
+            self._counted.add(session)
             session.last_used = time.monotonic()
             self._sessions[key] = session
             self._refill.set()
             return session
+
+    def _release(self, owner: str) -> None:
+        left = self._owners.get(owner, 0) - 1
+        if left > 0:
+            self._owners[owner] = left
+        else:
+            self._owners.pop(owner, None)
+
+    def owner_sessions(self, owner: str) -> int:
+        return self._owners.get(owner, 0)
 
     async def drop(self, key: str) -> None:
         """Destroy the session of ``key`` (its files are gone). No error if there is none."""
@@ -246,8 +286,8 @@ class SandboxManager:
 
     async def _new_session(self) -> Session:
         client = self.client
-        box = await asyncio.to_thread(create_box, client, self._spec)
-        session = Session(client, self._spec, box, self._destroy)
+        box = await self._io(create_box, client, self._spec)
+        session = Session(client, self._spec, box, self._destroy, self._executor)
         session.on_result = self._count
         try:
             await session.boot()
@@ -259,10 +299,13 @@ class SandboxManager:
     async def _destroy(self, session: Session) -> None:
         if session.key and self._sessions.get(session.key) is session:
             del self._sessions[session.key]
+        if session in self._counted:
+            self._counted.discard(session)
+            self._release(session.owner)
         with contextlib.suppress(ValueError):
             self._pool.remove(session)
         box = session._box
-        await asyncio.to_thread(destroy_box, self.client, box.name, box.volumes, box.container)
+        await self._io(destroy_box, self.client, box.name, box.volumes, box.container)
 
     # -- background -----------------------------------------------------------------------------------
     def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:

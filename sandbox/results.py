@@ -39,7 +39,12 @@ class ExecResult:
     images: list[bytes] = field(default_factory=list)
     """PNG images of the matplotlib figures left open by the code."""
     files: list[FileInfo] = field(default_factory=list)
-    """Files created or changed under /mnt/data during this call."""
+    """Files created or changed under /mnt/data during this call, as the kernel listed them (untrusted:
+    valid names, each once, at most 1000; sizes are hints, the host reads with its own limits)."""
+    files_total: int = 0
+    """How many changed files the kernel saw (may exceed ``len(files)``)."""
+    files_complete: bool = True
+    """False when the kernel stopped scanning /mnt/data early (too many entries): more may have changed."""
     timed_out: bool = False
     oom_killed: bool = False
     reset: bool = False

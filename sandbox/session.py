@@ -12,22 +12,28 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import functools
 import logging
+import os
+import signal
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from concurrent.futures import Executor
+from typing import Any, TypeVar
 
 import docker
 
 from . import files as fs
-from .channel import Channel, ChannelClosed, KernelExited, connect_attach, connect_unix
-from .container import Box, BoxSpec, box_running, signal_box, start_box
+from .channel import Channel, ChannelClosed, KernelExited, Peer, connect_attach, connect_unix
+from .container import SOCKET_NAME, Box, BoxSpec, box_running, signal_box, start_box
 from .errors import PathError, SandboxError, SandboxUnavailable, SessionClosed
 from .results import ErrorInfo, ExecResult, FileInfo
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 MAX_IMAGES = 8
+MAX_LISTED = 1000
 RESET_NOTE = "the session was reset: variables and imports were lost, files in /mnt/data were kept"
 
 
@@ -40,8 +46,13 @@ class Session:
         spec: BoxSpec,
         box: Box,
         on_close: Callable[[Session], Awaitable[None]] | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.key = ""
+        self.owner = ""
+        """Opaque owner (e.g. an API key's tenant) for the manager's per-owner limit."""
+        self._executor = executor
+        self._kernel_pid: int | None = None
         self._client = client
         self._spec = spec
         self._box = box
@@ -55,7 +66,12 @@ class Session:
         self.last_used = self.created
         lim = spec.limits
         # JSON may escape a byte as 6 characters; images are base64 (4/3); plus tracebacks and file lists.
-        self._reply_limit = 2 * 6 * lim.output_bytes + MAX_IMAGES * (6 << 20) + (2 << 20)
+        self._reply_limit = 2 * 6 * lim.output_bytes + MAX_IMAGES * (6 << 20) + (8 << 20)
+
+    async def _io(self, fn: Callable[..., T], *args: Any) -> T:
+        """Blocking work (Docker API, the data volume) on the sandbox's own bounded executor."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
 
     # -- lifecycle ------------------------------------------------------------------------------------
     @property
@@ -74,9 +90,9 @@ class Session:
         """Start the container and wait for its kernel (attach first: the stream must see the start)."""
         if self._spec.attach:
             self._channel = await connect_attach(
-                self._client, self._box.container.id or "", self._reply_limit
+                self._client, self._box.container.id or "", self._reply_limit, self._executor
             )
-        await asyncio.to_thread(start_box, self._client, self._box)
+        await self._io(start_box, self._client, self._box)
         await self.wait_ready()
 
     async def wait_ready(self, limit: float | None = None) -> None:
@@ -88,7 +104,11 @@ class Session:
             channel = self._channel  # attach: one stream for the container's life, across kernel restarts
             if channel is None:
                 try:
-                    channel = await connect_unix(self._box.socket_path, self._reply_limit)
+                    visible = not self._box.host.containerised  # the engine's pids are ours to see
+                    peer = Peer(fs.SANDBOX_UID, self._box.pid if visible else 0)
+                    channel, self._kernel_pid = await connect_unix(
+                        self._box.kernel_dir, SOCKET_NAME, self._reply_limit, peer
+                    )
                 except OSError:
                     channel = None
             if channel is not None:
@@ -108,7 +128,7 @@ class Session:
                 raise SandboxUnavailable(f"the sandbox kernel in {self._box.name} did not start in time")
             if now - checked > 1.0:
                 checked = now
-                if not await asyncio.to_thread(box_running, self._box):
+                if not await self._io(box_running, self._box):
                     raise SandboxUnavailable(f"the sandbox container {self._box.name} exited")
             await asyncio.sleep(delay)  # polling the kernel's socket, not synchronising tests
             delay = min(delay * 2, 0.05)
@@ -169,10 +189,10 @@ class Session:
                 reply = await channel.receive(rid, timeout + lim.interrupt_grace)
             except TimeoutError:
                 interrupted = True
-                await asyncio.to_thread(signal_box, self._box, "SIGINT")
+                await self._io(signal_box, self._box, "SIGINT")
                 reply = await channel.receive(rid, lim.kill_grace)
         except TimeoutError:
-            await asyncio.to_thread(signal_box, self._box, "SIGUSR1")
+            await self._io(signal_box, self._box, "SIGUSR1")
             await self._recover("timeout")
             return self._reset_result(
                 "TimeoutError",
@@ -180,6 +200,7 @@ class Session:
                 timed_out=True,
             )
         except ChannelClosed as exc:
+            self._kill_lingering_kernel()
             status = await self._recover(str(exc))
             oom = self._oom_since(oom_before)
             if oom or (oom is None and status == -9):
@@ -198,6 +219,28 @@ class Session:
                 result.error = ErrorInfo("TimeoutError", msg, result.error.traceback)
         result.oom_killed = bool(self._oom_since(oom_before))
         return result
+
+    def _kill_lingering_kernel(self) -> None:
+        """The kernel closed its connection but may live on (it exec'd another program, or code closed the
+        socket): kill it now, so the supervisor restarts it instead of the host waiting for a kernel that
+        never comes back. Uses a pidfd, so only that very process can be signalled."""
+        pid, self._kernel_pid = self._kernel_pid, None
+        if not pid or self._spec.attach or self._box.host.containerised:
+            return
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            return  # already gone
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                state = fh.read().rsplit(b")", 1)[1].split()[0]
+            same_ns = os.readlink(f"/proc/{pid}/ns/pid") == os.readlink(f"/proc/{self._box.pid}/ns/pid")
+            if same_ns and state not in (b"Z", b"X"):
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        except (OSError, IndexError):
+            pass
+        finally:
+            os.close(pidfd)
 
     def _oom_since(self, before: int | None) -> bool | None:
         after = self._box.oom_count()
@@ -259,13 +302,9 @@ class Session:
                 png = base64.b64decode(item, validate=True)
                 if png.startswith(b"\x89PNG\r\n\x1a\n"):
                     images.append(png)
-        changed: list[FileInfo] = []
-        for item in reply.get("files") or []:
-            try:
-                parts = fs.split_path(str(item["path"]))
-                changed.append(FileInfo("/".join(parts), int(item["size"]), float(item["mtime"])))
-            except (PathError, KeyError, TypeError, ValueError):
-                continue
+        changed = _file_list(reply.get("files"))
+        total = reply.get("files_total")
+        total = total if isinstance(total, int) and not isinstance(total, bool) else len(changed)
         return ExecResult(
             stdout=stdout,
             stderr=stderr,
@@ -273,6 +312,8 @@ class Session:
             result=result[: 4 * cap] if isinstance(result, str) else None,
             images=images,
             files=changed,
+            files_total=max(total, len(changed)),
+            files_complete=reply.get("files_complete") is not False,
             timed_out=bool(reply.get("timed_out")),
             truncated=truncated,
         )
@@ -283,16 +324,45 @@ class Session:
 
         Raises PathError, StorageFull."""
         self._check_open()
-        await asyncio.to_thread(fs.write_file, self._box.data_dir, path, data)
+        await self._io(fs.write_file, self._box.data_dir, path, data)
         self.last_used = time.monotonic()
 
     async def read_file(self, path: str) -> bytes:
         """Read ``/mnt/data/<path>``. Raises FileNotFoundError, PathError."""
         self._check_open()
         limit = self._spec.limits.data_mb << 20
-        return await asyncio.to_thread(fs.read_file, self._box.data_dir, path, limit)
+        return await self._io(fs.read_file, self._box.data_dir, path, limit)
+
+    async def export_file(self, path: str, dest: str, max_bytes: int) -> FileInfo:
+        """Copy the regular file ``/mnt/data/<path>`` to the new host file ``dest`` in chunks, off the event
+        loop; size and mtime in the result are the host's view. Raises FileNotFoundError, PathError
+        (not a regular file, a link, larger than ``max_bytes``: ``files.TooLarge``)."""
+        self._check_open()
+        return await self._io(fs.copy_out, self._box.data_dir, path, dest, max_bytes)
 
     async def list_files(self) -> list[FileInfo]:
         """Every regular file under /mnt/data."""
         self._check_open()
-        return await asyncio.to_thread(fs.list_files, self._box.data_dir)
+        return await self._io(fs.list_files, self._box.data_dir)
+
+
+def _file_list(items: Any) -> list[FileInfo]:
+    """The kernel's (untrusted) list of changed files: valid names only, each once, at most MAX_LISTED.
+    Sizes and times are hints; readers take them from the host side."""
+    seen: set[str] = set()
+    out: list[FileInfo] = []
+    for item in items if isinstance(items, list) else []:
+        if len(out) >= MAX_LISTED:
+            break
+        try:
+            raw = item["path"]
+            if not isinstance(raw, str) or len(raw) > 4096 or any(ord(c) < 32 or ord(c) == 127 for c in raw):
+                continue
+            path = "/".join(fs.split_path(raw))
+            if path in seen:
+                continue
+            out.append(FileInfo(path, max(int(item["size"]), 0), float(item["mtime"])))
+            seen.add(path)
+        except (PathError, KeyError, TypeError, ValueError, OverflowError):
+            continue
+    return out

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import unicodedata
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -64,6 +65,25 @@ async def load_bytes(app: web.Application, who: str, file_id: str) -> tuple[str,
     obj = await app[STORE].get("file", file_id, who)
     data = await app[STORE].blobs.read(file_id) if obj is not None else None
     return (obj["filename"], data) if obj is not None and data is not None else None
+
+
+async def adopt_file(
+    app: web.Application, who: str, filename: str, tmp: Path, size: int, purpose: str = "assistants_output"
+) -> dict[str, Any]:
+    """Store a file its producer already wrote to the local file ``tmp`` as a File: streamed into the blobs
+    in chunks read off the event loop, never whole in memory; ``tmp`` is removed."""
+    file_id = new_id("file-")
+    try:
+        stored = await app[STORE].blobs.put(file_id, _file_pieces(tmp))
+    finally:
+        await asyncio.to_thread(tmp.unlink, True)
+    return await app[STORE].insert("file", file_object(file_id, filename, stored, purpose), who)
+
+
+async def _file_pieces(path: Path) -> AsyncIterator[bytes]:
+    with await asyncio.to_thread(path.open, "rb") as fh:
+        while chunk := await asyncio.to_thread(fh.read, 1 << 20):
+            yield chunk
 
 
 async def _pieces(data: bytes) -> AsyncIterator[bytes]:

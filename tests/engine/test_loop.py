@@ -3,6 +3,7 @@ code_interpreter over the in-process sandbox fake."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -76,6 +77,10 @@ async def _no_load(_owner: str, _file_id: str) -> tuple[str, bytes] | None:
     return None
 
 
+async def _no_adopt(_owner: str, _name: str, _tmp: Path, _size: int) -> dict[str, Any]:
+    return {"id": "file-x"}
+
+
 @pytest.fixture
 async def model() -> Any:
     async with ScriptedModel() as server:
@@ -88,10 +93,12 @@ def ctx() -> ToolContext:
     return ToolContext(owner="-", thread_id="thread_1", run_id="run_1", assistant={}, thread={})
 
 
-async def test_code_runs_in_the_fake_sandbox_and_its_output_is_what_the_model_reads(model: Any) -> None:
+async def test_code_runs_in_the_fake_sandbox_and_its_output_is_what_the_model_reads(
+    model: Any, tmp_path: Path
+) -> None:
     server, client = model
     sandboxes = FakeSandboxes()
-    tool = CodeInterpreterTool(sandboxes, _no_files, _no_load)
+    tool = CodeInterpreterTool(sandboxes, _no_files, _no_load, adopt=_no_adopt, tmp_dir=tmp_path)
     server.script(ToolCalls([Call("code_interpreter", {"code": "x = 6 * 7\nprint(x)"})]), Text("It is 42."))
     sink = Recorder(RunSpec(model="m", tools=[{"type": "code_interpreter"}]), "6 times 7?")
     outcome = await execute(sink, Env(client, {"code_interpreter": tool}), ctx())

@@ -6,12 +6,14 @@ kernel) and keeps /mnt/data as a dict. Tests only: it isolates nothing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import traceback
 from typing import Any
 
 from sandbox import ErrorInfo, ExecResult, FileInfo
+from sandbox.files import TooLarge
 
 
 class FakeSession:
@@ -40,10 +42,23 @@ class FakeSession:
     async def read_file(self, path: str) -> bytes:
         return self.files[path]
 
+    async def export_file(self, path: str, dest: str, max_bytes: int) -> FileInfo:
+        data = self.files[path]
+        if len(data) > max_bytes:
+            raise TooLarge(path, len(data), max_bytes)
+        await asyncio.to_thread(_write_new, dest, data)
+        return FileInfo(path, len(data), 0.0)
+
 
 class FakeSandboxes:
     def __init__(self) -> None:
         self.sessions: dict[str, FakeSession] = {}
+        self.max_sessions_per_owner: int | None = None
 
-    async def session(self, key: str) -> FakeSession:
+    async def session(self, key: str, owner: str = "") -> FakeSession:
         return self.sessions.setdefault(key, FakeSession())
+
+
+def _write_new(dest: str, data: bytes) -> None:
+    with open(dest, "xb") as fh:
+        fh.write(data)

@@ -24,6 +24,7 @@ def test_public_names_are_pinned() -> None:
         "SandboxUnavailable",
         "Session",
         "SessionClosed",
+        "SessionLimit",
         "StorageFull",
     ]
 
@@ -86,3 +87,40 @@ def test_storage_full_is_reported(tmp_path: Path) -> None:
     with pytest.raises(PathError):  # a symlink, even to /dev/full, is refused before any write
         fs.write_file(str(tmp_path), "full", b"x")
     assert StorageFull.__mro__[1] is sandbox.SandboxError
+
+
+def test_host_side_files_refuse_special_files_without_blocking(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    root.mkdir()
+    os.mkfifo(root / "fifo")
+    os.mkfifo(root / "dir")
+    held = os.open(root / "fifo", os.O_RDONLY | os.O_NONBLOCK)  # a reader: a blocking open would succeed
+    try:
+        for call in (
+            lambda: fs.write_file(str(root), "fifo", b"x"),
+            lambda: fs.read_file(str(root), "fifo"),
+            lambda: fs.copy_out(str(root), "fifo", str(tmp_path / "out"), 10),
+            lambda: fs.write_file(str(root), "dir/x", b"x"),
+        ):
+            with pytest.raises(PathError):
+                call()
+    finally:
+        os.close(held)
+    assert not (tmp_path / "out").exists()
+
+
+def test_copy_out_stops_at_the_limit_whatever_the_size(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    root.mkdir()
+    with open(root / "sparse", "wb") as fh:
+        fh.truncate(2 << 30)
+    (root / "small").write_bytes(b"12345")
+    with pytest.raises(fs.TooLarge) as info:
+        fs.copy_out(str(root), "sparse", str(tmp_path / "a"), 1 << 20)
+    assert info.value.size == 2 << 30 and not (tmp_path / "a").exists()
+    got = fs.copy_out(str(root), "small", str(tmp_path / "b"), 5)
+    assert got.size == 5 and (tmp_path / "b").read_bytes() == b"12345"
+    with pytest.raises(fs.TooLarge):
+        fs.copy_out(str(root), "small", str(tmp_path / "c"), 4)
+    with pytest.raises(FileExistsError):  # never overwrites a host file
+        fs.copy_out(str(root), "small", str(tmp_path / "b"), 5)
