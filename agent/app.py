@@ -12,6 +12,7 @@ from aiohttp import web
 
 from agent.api import (
     assistants,
+    containers,
     conversations,
     files,
     messages,
@@ -25,6 +26,7 @@ from agent.api import (
 from agent.api.common import owner_of_key
 from agent.app_keys import (
     BUS,
+    CONTAINERS,
     EXECUTOR,
     FILE_DELETED,
     INGESTOR,
@@ -48,7 +50,9 @@ from agent.tools import ServerTool
 from agent.tools.calculator import Calculator
 from agent.tools.calculator_tool import CalculatorTool
 from agent.tools.code_interpreter import CodeInterpreterTool
+from agent.tools.containers import ContainerPolicy, Containers
 from agent.tools.file_search import FileSearchTool
+from agent.tools.hosted import CODE, SEARCH, ContainerCodeTool, HostedFileSearch
 from sandbox import Limits, SandboxManager
 
 log = logging.getLogger(__name__)
@@ -94,10 +98,12 @@ def create_app(settings: Settings | None = None, model: ChatModel | None = None)
         app.router.add_routes(module.routes)
     for module in (responses, conversations):
         app.router.add_routes(module.routes)
+    app.router.add_routes(containers.routes)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_model_ctx(model))
     app.cleanup_ctx.append(_ingest_ctx)
     app.cleanup_ctx.append(_tools_ctx)
+    app.cleanup_ctx.append(_containers_ctx)
     app.cleanup_ctx.append(_executor_ctx)
     if not settings.keys:
         log.warning("AGENT_API_KEYS is empty: the API is open to anyone who can reach it")
@@ -218,3 +224,29 @@ async def _tools_ctx(app: web.Application) -> AsyncIterator[None]:
     await calculator.close()
     if manager is not None:
         await manager.close()
+
+
+async def _containers_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Containers (the Containers API) and the Responses built-in tools that use them."""
+    settings, tools = app[SETTINGS], app[TOOLS]
+
+    async def load(who: str, file_id: str) -> tuple[str, bytes] | None:
+        obj = await app[STORE].get("file", file_id, who)
+        path = files.file_path(app, file_id)
+        if obj is None or not path.exists():
+            return None
+        return obj["filename"], await asyncio.to_thread(path.read_bytes)
+
+    policy = ContainerPolicy(
+        revive=settings.container_revive,
+        memory_cap_mb=settings.container_memory_cap_mb,
+        files_per_call=settings.container_files_per_call,
+    )
+    manager = getattr(tools["code_interpreter"], "manager", None)
+    service = Containers(app[STORE], manager, settings.data_dir / "containers", policy, load)
+    app[CONTAINERS] = service
+    tools[CODE] = ContainerCodeTool(service, timeout=settings.code_timeout)
+    tools[SEARCH] = HostedFileSearch(app[INGESTOR].index)
+    service.start()
+    yield
+    await service.close()

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from agent.settings import Settings
     from agent.store import Store
     from agent.tools import ServerTool
+    from agent.tools.containers import Containers
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 STORE: web.AppKey[Store] = web.AppKey("store")
@@ -26,3 +27,4 @@ MODEL: web.AppKey[ChatModel] = web.AppKey("model")
 INGESTOR: web.AppKey[Ingestor] = web.AppKey("ingestor")
 OWNER: web.RequestKey[str] = web.RequestKey("owner", str)
 TOOLS: web.AppKey[dict[str, ServerTool]] = web.AppKey("tools")
+CONTAINERS: web.AppKey[Containers] = web.AppKey("containers")

@@ -292,3 +292,9 @@ class Session:
         """Every regular file under /mnt/data."""
         self._check_open()
         return await asyncio.to_thread(fs.list_files, self._box.data_dir)
+
+    async def set_memory(self, memory_mb: int) -> None:
+        """Change the container's memory limit (memory+swap the same: no swap)."""
+        self._check_open()
+        size = f"{memory_mb}m"
+        await asyncio.to_thread(self._box.container.update, mem_limit=size, memswap_limit=size)

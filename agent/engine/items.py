@@ -48,16 +48,15 @@ def to_chat(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
             out.append({"role": role, "content": content_text(item.get("content"))})
         elif kind == "function_call" or "_call" in item:
             call = item.get("_call") or {"name": item["name"], "arguments": item.get("arguments") or "{}"}
-            entry = {"id": item["call_id"], "type": "function", "function": call}
+            call_id = item.get("call_id") or item.get("_call_id") or item["id"]  # built-in items: their own
+            entry = {"id": call_id, "type": "function", "function": call}
             last = out[-1] if out else None
             if last and last["role"] == "assistant" and last.get("tool_calls") is not None:
                 last["tool_calls"].append(entry)
             else:
                 out.append({"role": "assistant", "content": None, "tool_calls": [entry]})
             if "_model_output" in item:  # a server-side call: what the tool answered
-                out.append(
-                    {"role": "tool", "tool_call_id": item["call_id"], "content": item["_model_output"]}
-                )
+                out.append({"role": "tool", "tool_call_id": call_id, "content": item["_model_output"]})
         elif kind == "function_call_output":
             out.append(
                 {"role": "tool", "tool_call_id": item["call_id"], "content": content_text(item["output"])}
@@ -115,9 +114,17 @@ def call_item_id(call_id: str, prefix: str) -> str:
     return prefix + call_id.removeprefix("call_")
 
 
-def render(item: dict[str, Any]) -> dict[str, Any]:
-    """An item as clients see it: no engine-only fields."""
+INCLUDED = {"code_interpreter_call": ("outputs", "code_interpreter_call.outputs"),
+            "file_search_call": ("results", "file_search_call.results")}  # fmt: skip
+"""Fields of built-in tool items that clients see only when the response's ``include`` asks for them."""
+
+
+def render(item: dict[str, Any], include: list[str] | None = None) -> dict[str, Any]:
+    """An item as clients see it: no engine-only fields (``include`` defaults to the response's)."""
     out = {k: v for k, v in item.items() if not k.startswith("_")}
+    hidden = INCLUDED.get(str(out.get("type")))
+    if hidden and hidden[1] not in (include if include is not None else item.get("_include") or []):
+        out[hidden[0]] = None
     if isinstance(out.get("content"), list):
         out["content"] = [{k: v for k, v in p.items() if not k.startswith("_")} for p in out["content"]]
     return out

@@ -12,7 +12,7 @@ import asyncio
 from typing import Any
 
 from agent.domain import RUN_LEG_END, now
-from agent.engine import items, prompt
+from agent.engine import hosted_items, items, prompt
 from agent.engine.bus import EventBus
 from agent.engine.events import (
     Event,
@@ -33,6 +33,7 @@ from agent.engine.events import (
 from agent.llm import Usage
 from agent.store import Store, db
 from agent.tools import ToolContext
+from agent.tools.hosted import spec_tool
 
 TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed", "_end"})
 """After these a stream closes (``_end``: cancelled; never sent, there is no ``response.cancelled``)."""
@@ -57,7 +58,7 @@ def response_spec(resp: dict[str, Any]) -> RunSpec:
             }
             tools.append({"type": "function", "function": fn})
         else:
-            tools.append({"type": tool["type"]})
+            tools.append(spec_tool(tool, resp))
     choice = resp.get("tool_choice") or "auto"
     if isinstance(choice, dict):
         if choice.get("type") == "function":
@@ -192,6 +193,8 @@ class ResponseRecorder:
         elif isinstance(event, ToolCallStarted):
             if event.tool is None:
                 self._add_call(event.index, event.call_id, event.name)
+            else:
+                hosted_items.started(self, event)
         elif isinstance(event, ToolCallArgumentsDelta):
             call = self._calls.get(event.index)
             if call is not None and call["type"] == "function_call":
@@ -200,6 +203,8 @@ class ResponseRecorder:
                     "response.function_call_arguments.delta",
                     item_id=call["id"], output_index=self._index(call), delta=event.delta,
                 )  # fmt: skip
+            elif call is not None:
+                hosted_items.delta(self, event)
         elif isinstance(event, ToolCallOutput):
             await self._call_output(event)
         elif isinstance(event, TurnUsage):
@@ -252,6 +257,12 @@ class ResponseRecorder:
         item["status"] = status
         i, part = self._index(item), item["content"][0]
         ids = {"item_id": item["id"], "output_index": i, "content_index": 0}
+        for annotation in hosted_items.annotate(self.ctx, part):
+            part["annotations"].append(annotation)
+            n = len(part["annotations"]) - 1
+            self.publish(
+                "response.output_text.annotation.added", **ids, annotation_index=n, annotation=annotation
+            )
         self.publish("response.output_text.done", **ids, text=part["text"], logprobs=[])
         self.publish("response.content_part.done", **ids, part=part)
         self.publish("response.output_item.done", output_index=i, item=items.render(item))
@@ -271,6 +282,8 @@ class ResponseRecorder:
     async def _call_output(self, event: ToolCallOutput) -> None:
         if event.tool is not None:  # a server-side tool: built-in tool items render here (slot)
             item = self._calls.get(event.index) or {}
+            if item.get("type") in hosted_items.KINDS.values():
+                item = hosted_items.finished(self, event, item)
             self._trail.append(server_call_item(event, item))
             return
         call = self._calls.get(event.index) or self._add_call(event.index, event.call_id, event.name)
