@@ -138,7 +138,8 @@ def check_tool_choice(body: Common) -> None:
     kind = choice.get("type")
     names = {t.name for t in body.tools or []}
     if kind == "function":
-        if choice.get("name") not in names:
+        name = choice.get("name")
+        if not isinstance(name, str) or name not in names:
             raise InvalidRequest(
                 f"Tool choice '{choice.get('name')}' not found in 'tools' parameter.", param="tool_choice"
             )

@@ -94,10 +94,11 @@ async def _dispatch(
     pending, mistake = [], False
     for i, call in enumerate(completion.tool_calls):
         tool = box.server.get(call.name)
-        if call.error or not box.knows(call.name):
+        wrong = call.error or box.mistake(call.name, call.arguments)
+        if wrong or not box.knows(call.name):
             mistake = True
             known = ", ".join(sorted([*box.server, *box.functions]))
-            error = f"Error: {call.error or f'no tool named {call.name!r}'}. Available tools: {known}."
+            error = f"Error: {wrong or f'no tool named {call.name!r}'}. Available tools: {known}."
             await sink.emit(ToolCallOutput(i, call.id, call.name, call.arguments, None, None, error))
         elif tool is not None:
             if spec.max_tool_calls is not None and tool_calls >= spec.max_tool_calls:

@@ -1,173 +1,84 @@
-"""The OpenAI Agents SDK end to end against our base URL: its Responses model with an AsyncOpenAI client,
-hosted CodeInterpreterTool and FileSearchTool running here (the scripted model decides the calls, the real
-Docker sandbox runs the code). Tracing is disabled: nothing leaves the machine."""
+"""The OpenAI Agents SDK runs an agent with a function tool against our /v1/responses (tracing off:
+nothing leaves the machine)."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import AsyncIterator
 
-import httpx
-import openai
 import pytest
-from agents import (
-    Agent,
-    CodeInterpreterTool,
-    FileSearchTool,
-    ModelSettings,
-    OpenAIResponsesModel,
-    Runner,
-    set_tracing_disabled,
-)
-from agents.items import MessageOutputItem, ToolCallItem
-from openai.types.responses import ResponseCodeInterpreterToolCall, ResponseFileSearchToolCall
+from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
+from agents.memory import OpenAIConversationsSession
+from openai import AsyncOpenAI
 
 from tests.conftest import LiveServer
 from tests.fakes.model_server import Call, ScriptedModel, Text, ToolCalls
 
 set_tracing_disabled(True)
-CHART = (
-    "import matplotlib.pyplot as plt\nprimes = [2, 3, 5, 7, 11]\nprint('sum', sum(primes))\n"
-    "plt.bar(range(5), primes)\nplt.savefig('/mnt/data/primes.png')\nplt.show()"
-)
 
 
-async def client_for(server: LiveServer) -> AsyncIterator[openai.AsyncOpenAI]:
-    client = openai.AsyncOpenAI(base_url=server.url + "/v1", api_key="sk-test", max_retries=0)
-    yield client
-    await client.close()
+@function_tool
+def get_weather(city: str) -> str:
+    """Weather for a city."""
+    return f"sunny, 21C in {city}"
 
 
 @pytest.fixture
-async def async_ci(ci_server: LiveServer, model: ScriptedModel) -> AsyncIterator[openai.AsyncOpenAI]:
-    async for c in client_for(ci_server):
+async def client(engine_server: LiveServer) -> AsyncIterator[AsyncOpenAI]:
+    async with AsyncOpenAI(base_url=engine_server.url + "/v1", api_key="sk-test", max_retries=0) as c:
         yield c
 
 
-@pytest.fixture
-async def async_engine(engine_server: LiveServer, model: ScriptedModel) -> AsyncIterator[openai.AsyncOpenAI]:
-    async for c in client_for(engine_server):
-        yield c
-
-
-def analyst(client: openai.AsyncOpenAI) -> Agent:
+def weather_agent(client: AsyncOpenAI) -> Agent:
     return Agent(
-        name="analyst",
-        instructions="Compute with code and draw charts.",
+        name="weather",
+        instructions="Answer briefly.",
+        tools=[get_weather],
         model=OpenAIResponsesModel(model="local", openai_client=client),
-        model_settings=ModelSettings(response_include=["code_interpreter_call.outputs"]),
-        tools=[CodeInterpreterTool(tool_config={"type": "code_interpreter", "container": {"type": "auto"}})],
     )
 
 
-def chart_turns() -> list[ToolCalls | Text]:
-    return [
-        ToolCalls([Call("code_interpreter", {"code": CHART})]),
-        Text("The primes sum to 28; chart drawn."),
-    ]
+async def test_agent_calls_its_function_tool(client: AsyncOpenAI, model: ScriptedModel) -> None:
+    model.script(ToolCalls([Call("get_weather", {"city": "Oslo"})]), Text("It is sunny in Oslo."))
+    result = await Runner.run(weather_agent(client), "Weather in Oslo?")
+    assert result.final_output == "It is sunny in Oslo."
+    first, second = model.requests[0], model.requests[1]
+    assert first["messages"][0] == {"role": "system", "content": "Answer briefly."}
+    assert first["tools"][0]["function"]["name"] == "get_weather"
+    tool_message = second["messages"][-1]
+    assert tool_message["role"] == "tool" and tool_message["content"] == "sunny, 21C in Oslo"
 
 
-def image_url(call: ResponseCodeInterpreterToolCall) -> str:
-    images = [o for o in call.outputs or [] if o.type == "image"]
-    assert images, call.outputs
-    return images[0].url  # type: ignore[union-attr]
-
-
-def check_chart(server: LiveServer, items: list[object]) -> None:
-    calls = [i.raw_item for i in items if isinstance(i, ToolCallItem)]
-    call = calls[0]
-    assert isinstance(call, ResponseCodeInterpreterToolCall) and call.code == CHART
-    logs = [o.logs for o in call.outputs or [] if o.type == "logs"]  # type: ignore[union-attr]
-    assert logs and "sum 28" in logs[0]
-    png = httpx.get(image_url(call), headers={"Authorization": "Bearer sk-test"}, timeout=30)
-    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
-    sync = server.client()
-    files = {f.path for f in sync.containers.files.list(call.container_id)}
-    assert "/mnt/data/primes.png" in files
-
-
-@pytest.mark.docker
-async def test_code_interpreter_agent_draws_a_chart(
-    ci_server: LiveServer, async_ci: openai.AsyncOpenAI, model: ScriptedModel
-) -> None:
-    model.script(*chart_turns())
-    result = await Runner.run(analyst(async_ci), "Sum the first five primes and chart them.")
-    assert result.final_output == "The primes sum to 28; chart drawn."
-    check_chart(ci_server, result.new_items)
-    sent = model.requests[0]
-    assert sent["tools"][0]["function"]["name"] == "code_interpreter"
-
-
-@pytest.mark.docker
-async def test_code_interpreter_agent_streamed(
-    ci_server: LiveServer, async_ci: openai.AsyncOpenAI, model: ScriptedModel
-) -> None:
-    model.script(*chart_turns())
-    result = Runner.run_streamed(analyst(async_ci), "Sum the first five primes and chart them.")
-    kinds = [e.data.type async for e in result.stream_events() if e.type == "raw_response_event"]
-    assert "response.code_interpreter_call_code.delta" in kinds
-    assert kinds.index("response.code_interpreter_call.interpreting") < kinds.index(
-        "response.code_interpreter_call.completed"
+async def test_streamed_agent_run(client: AsyncOpenAI, model: ScriptedModel) -> None:
+    model.script(
+        ToolCalls([Call("get_weather", {"city": "Rome"})]),
+        Text("Rome is sunny.", pieces=["Rome", " is sunny."]),
     )
-    assert result.final_output == "The primes sum to 28; chart drawn."
-    check_chart(ci_server, result.new_items)
+    result = Runner.run_streamed(weather_agent(client), "Weather in Rome?")
+    deltas, kinds = [], set()
+    async for event in result.stream_events():
+        kinds.add(event.type)
+        if event.type == "raw_response_event" and event.data.type == "response.output_text.delta":
+            deltas.append(event.data.delta)
+    assert result.final_output == "Rome is sunny."
+    assert deltas == ["Rome", " is sunny."] and "run_item_stream_event" in kinds
 
 
-POLICY = "Refunds are accepted within 45 days of purchase with a receipt."
-
-
-def librarian(client: openai.AsyncOpenAI, vs_id: str) -> Agent:
-    return Agent(
-        name="librarian",
-        instructions="Answer from the files and cite them.",
-        model=OpenAIResponsesModel(model="local", openai_client=client),
-        tools=[FileSearchTool(vector_store_ids=[vs_id], max_num_results=3, include_search_results=True)],
-    )
-
-
-def upload_policy(server: LiveServer) -> tuple[str, str]:
-    sync = server.client()
-    vs = sync.vector_stores.create(name="policies")
-    f = sync.vector_stores.files.upload_and_poll(
-        vector_store_id=vs.id, file=("refunds.txt", io.BytesIO(POLICY.encode()))
-    )
-    assert f.status == "completed"
-    return vs.id, f.id
-
-
-def check_citation(items: list[object], file_id: str) -> None:
-    call = next(i.raw_item for i in items if isinstance(i, ToolCallItem))
-    assert isinstance(call, ResponseFileSearchToolCall) and call.queries == ["refund window"]
-    assert call.results and call.results[0].file_id == file_id and "45 days" in (call.results[0].text or "")
-    message = next(i.raw_item for i in items if isinstance(i, MessageOutputItem))
-    part = message.content[0]
-    assert part.type == "output_text" and "45 days" in part.text
-    cites = [a for a in part.annotations if a.type == "file_citation"]
-    assert cites and cites[0].file_id == file_id and cites[0].filename == "refunds.txt"
-
-
-SEARCH_TURNS = (
-    ToolCalls([Call("file_search", {"query": "refund window"})]),
-    Text("Within 45 days 【0†refunds.txt】."),
-)
-
-
-async def test_file_search_agent_answers_with_a_citation(
-    engine_server: LiveServer, async_engine: openai.AsyncOpenAI, model: ScriptedModel
+async def test_agent_with_previous_response_id_and_a_conversation_session(
+    client: AsyncOpenAI, model: ScriptedModel
 ) -> None:
-    vs_id, file_id = upload_policy(engine_server)
-    model.script(*SEARCH_TURNS)
-    result = await Runner.run(librarian(async_engine, vs_id), "How long do I have for a refund?")
-    assert result.final_output == "Within 45 days 【0†refunds.txt】."
-    check_citation(result.new_items, file_id)
+    model.script(Text("Hello Ada."), Text("Your name is Ada."))
+    agent = weather_agent(client)
+    session = OpenAIConversationsSession(openai_client=client)
+    await Runner.run(agent, "I am Ada.", session=session)
+    result = await Runner.run(agent, "What is my name?", session=session)
+    assert result.final_output == "Your name is Ada."
+    roles = [m["role"] for m in model.requests[1]["messages"]]
+    assert roles == ["system", "user", "assistant", "user"]
+    items = await session.get_items()
+    assert len(items) == 4
 
-
-async def test_file_search_agent_streamed(
-    engine_server: LiveServer, async_engine: openai.AsyncOpenAI, model: ScriptedModel
-) -> None:
-    vs_id, file_id = upload_policy(engine_server)
-    model.script(*SEARCH_TURNS)
-    result = Runner.run_streamed(librarian(async_engine, vs_id), "How long do I have for a refund?")
-    kinds = [e.data.type async for e in result.stream_events() if e.type == "raw_response_event"]
-    assert "response.file_search_call.searching" in kinds and "response.output_text.annotation.added" in kinds
-    check_citation(result.new_items, file_id)
+    model.script(Text("One."), Text("Two."))
+    first = await Runner.run(agent, "Count.")
+    second = await Runner.run(agent, "Again.", previous_response_id=first.last_response_id)
+    assert second.final_output == "Two."
+    assert [m["role"] for m in model.requests[-1]["messages"]] == ["system", "user", "assistant", "user"]

@@ -48,7 +48,7 @@ def test_container_lifecycle_and_files(spine: LiveServer, client: openai.OpenAI)
     assert copied.id == listed[0].id
     assert client.containers.files.content.retrieve(up.id, container_id=c.id).read() == b"hello"
     assert client.containers.files.retrieve(up.id, container_id=c.id).bytes == 5
-    evil = client.containers.files.create(c.id, file=("../../etc/evil\r\n.txt", io.BytesIO(b"x")))
+    evil = client.containers.files.create(c.id, file=("../../etc/evil.txt", io.BytesIO(b"x")))
     assert evil.path == "/mnt/data/evil.txt"  # a name, never a path the client (or the sandbox) chooses
     client.containers.files.delete(evil.id, container_id=c.id)
     assert len(client.containers.files.list(c.id).data) == 2

@@ -131,3 +131,31 @@ async def test_a_model_that_keeps_calling_unknown_tools_is_the_models_fault(mode
         await execute(sink, Env(client, {}), ctx())
     errors = [e.error for e in sink.events if isinstance(e, ToolCallOutput)]
     assert errors and all(e and "no tool named 'nope'" in e for e in errors)
+
+
+async def test_strict_function_arguments_must_match_the_schema(model: Any) -> None:
+    server, client = model
+    strict = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "strict": True,
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+                "additionalProperties": False,
+            },
+        },
+    }
+    server.script(
+        ToolCalls([Call("get_weather", {"town": "Oslo"})]), ToolCalls([Call("get_weather", {"city": "Oslo"})])
+    )
+    sink = Recorder(RunSpec(model="m", tools=[strict]), "weather?")
+    outcome = await execute(sink, Env(client, {}), ctx())
+    assert (
+        isinstance(outcome, RequiresAction)
+        and outcome.calls[0]["function"]["arguments"] == '{"city": "Oslo"}'
+    )
+    told = server.requests[1]["messages"][-1]
+    assert told["role"] == "tool" and "missing the required property 'city'" in told["content"]
