@@ -145,3 +145,12 @@ async def _container(
         "memory_limit": given.get("memory_limit"),
         "name": "auto",
     }
+
+
+def with_include(resp: dict[str, Any], request: web.Request) -> dict[str, Any]:
+    """The response with the retrieve's ``include`` (``include`` or ``include[]``) added to its own."""
+    extra = [*request.query.getall("include", []), *request.query.getall("include[]", [])]
+    if not extra:
+        return resp
+    output = [{**i, "_include": [*(i.get("_include") or []), *extra]} for i in resp.get("output") or []]
+    return {**resp, "output": output}

@@ -221,7 +221,7 @@ async def retrieve(request: web.Request) -> web.StreamResponse:
     response_id = request.match_info["response_id"]
     resp = await get_response(request, response_id)
     if request.query.get("stream", "false").lower() != "true":
-        return web.json_response(render(resp))
+        return web.json_response(render(hosted_tools.with_include(resp, request)))
     if not resp.get("background"):
         raise InvalidRequest(
             "Only responses created with background=true can be streamed again.", param="stream"

@@ -22,6 +22,12 @@ CHART = (
 )
 
 
+MEMORY = (
+    "import os\nfor p in ('/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory/memory.limit_in_bytes'):\n"
+    "    if os.path.exists(p):\n        print(open(p).read().strip())\n        break"
+)
+
+
 def run_code(code: str) -> ToolCalls:
     return ToolCalls([Call("code_interpreter", {"code": code})])
 
@@ -98,6 +104,8 @@ def test_streamed_call_events_and_outputs_hidden_without_include(
     call = final.output[0]
     assert call.type == "code_interpreter_call" and call.outputs is None and call.code == code
     assert final.output_text == "42."
+    again = ci.responses.retrieve(final.id, include=["code_interpreter_call.outputs"])  # asked for later
+    assert again.output[0].outputs[0].logs.strip() == "42"  # type: ignore[union-attr, index]
 
 
 def test_state_persists_across_responses_in_one_container(ci: openai.OpenAI, model: ScriptedModel) -> None:
@@ -122,7 +130,7 @@ def test_state_persists_across_responses_in_one_container(ci: openai.OpenAI, mod
 
 
 def test_container_files_are_in_mnt_data(ci: openai.OpenAI, model: ScriptedModel) -> None:
-    c = ci.containers.create(name="data", memory_limit="4g")
+    c = ci.containers.create(name="data", memory_limit="4g")  # capped by the setting (1 GiB)
     ci.containers.files.create(c.id, file=("nums.csv", io.BytesIO(b"n\n1\n2\n3\n")))
     upload = ci.files.create(file=("extra.txt", io.BytesIO(b"extra!")), purpose="assistants")
     model.script(
@@ -149,6 +157,11 @@ def test_container_files_are_in_mnt_data(ci: openai.OpenAI, model: ScriptedModel
         model="m", input="sum", tools=[tool], include=["code_interpreter_call.outputs"]
     )  # type: ignore[list-item]
     assert resp.output[0].outputs[0].logs.strip() == "6 extra!"  # type: ignore[union-attr, index]
+    model.script(run_code(MEMORY), Text("1 GiB"))
+    resp = ci.responses.create(
+        model="m", input="mem", tools=[tool], include=["code_interpreter_call.outputs"]
+    )  # type: ignore[list-item]
+    assert resp.output[0].outputs[0].logs.strip() == str(1 << 30)  # type: ignore[union-attr, index]
     assert ci.containers.retrieve(c.id).last_active_at >= c.created_at  # type: ignore[operator]
 
 
