@@ -150,6 +150,10 @@ def step_to_items(step: dict[str, Any]) -> list[dict[str, Any]]:
     """A tool_calls step's function calls as function_call (+ function_call_output) items."""
     out: list[dict[str, Any]] = []
     for call in step["step_details"].get("tool_calls") or []:
+        kept = (call.get(call["type"]) or {}).get("_item")
+        if kept is not None:  # a Responses built-in call, kept whole
+            out.append(kept)
+            continue
         if call["type"] != "function":
             continue  # built-in tool calls become their own item types (Responses built-in tools)
         fn = call["function"]
@@ -208,6 +212,8 @@ def calls_step(thread_id: str, run_id: str, calls: list[dict[str, Any]], after: 
                     "type": "function",
                     "function": {"name": c["name"], "arguments": c.get("arguments") or "", "output": None},
                 }
+                if c["type"] == "function_call"
+                else builtin_step_call(c)
                 for c in calls
             ],
         },
@@ -234,3 +240,26 @@ def message_step(thread_id: str, run_id: str, message_id: str) -> dict[str, Any]
 
 def dumps_output(output: Any) -> str:
     return output if isinstance(output, str) else json.dumps(output)
+
+
+def builtin_step_call(item: dict[str, Any]) -> dict[str, Any]:
+    """A Responses built-in call as a step's tool call: the model reads it as an Assistants run's call
+    (``agent.engine.prompt.call_to_chat``); ``_item`` keeps the item for the conversation's item list."""
+    call = item.get("_call") or {}
+    text = item.get("_model_output") or ""
+    call_id = item.get("_call_id") or item["id"]
+    whole = {k: v for k, v in item.items() if k not in ("_call", "_model_output")}
+    if item["type"] == "code_interpreter_call":
+        body: dict[str, Any] = {"input": item.get("code") or "", "outputs": [], "_model_output": text, "_item": whole}
+        return {"id": call_id, "type": "code_interpreter", "code_interpreter": body}
+    if item["type"] == "file_search_call":
+        query = (item.get("queries") or [""])[0]
+        body = {"_model_input": query, "_model_output": text, "results": [], "_item": whole}
+        return {"id": call_id, "type": "file_search", "file_search": body}
+    fn = {
+        "name": call.get("name", ""),
+        "arguments": call.get("arguments", ""),
+        "output": text,
+        "_item": whole,
+    }
+    return {"id": call_id, "type": "function", "function": fn}

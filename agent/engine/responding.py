@@ -371,7 +371,7 @@ async def append_outputs(conn: Any, owner: str, thread_id: str, resp: dict[str, 
             await db.insert(conn, "step", step, owner, parent=thread_id, run_id=run_id)
             await db.insert(conn, "message", msg, owner, parent=thread_id, run_id=run_id)
             after = msg["id"]
-        elif item["type"] == "function_call":
+        elif item["type"] == "function_call" or item["type"] in hosted_items.KINDS.values():
             calls.append(item)
     await flush()
 

@@ -188,3 +188,29 @@ def test_code_interpreter_without_docker_tells_the_model(sdk: openai.OpenAI, mod
     tool_msg = [m for m in model.requests[1]["messages"] if m["role"] == "tool"][0]["content"]
     assert "unavailable" in tool_msg
     assert sdk.containers.list().data == []  # no code ran: no container was made
+
+
+def test_built_in_calls_join_the_conversation(
+    sdk: openai.OpenAI, model: ScriptedModel, handbook: tuple[str, str]
+) -> None:
+    vs_id, _ = handbook
+    conv = sdk.conversations.create()
+    model.script(ToolCalls([Call("file_search", {"query": "leave"})]), Text("27 days 【0†handbook.txt】."))
+    first = sdk.responses.create(model="m", input="Leave?", conversation=conv.id, tools=[search_tool(vs_id)])  # type: ignore[list-item]
+    kinds = [i.type for i in sdk.conversations.items.list(conv.id, order="asc")]
+    assert kinds == ["message", "file_search_call", "message"]
+    model.script(ToolCalls([Call("calculator", {"expression": "27 * 2"})]), Text("54 days over two years."))
+    sdk.responses.create(model="m", input="Two years?", conversation=conv.id, tools=[{"type": "calculator"}])  # type: ignore[list-item]
+    sent = model.requests[-2]["messages"]  # the second response's first model turn
+    tools_read = [m["content"] for m in sent if m["role"] == "tool"]
+    assert tools_read and "27 days of paid leave" in tools_read[0]  # it reads the earlier search
+    listed = list(sdk.conversations.items.list(conv.id, order="asc"))
+    assert [i.type for i in listed] == [
+        "message",
+        "file_search_call",
+        "message",
+        "message",
+        "mcp_call",
+        "message",
+    ]
+    assert listed[1].id == first.output[0].id and listed[4].output == "54"  # type: ignore[union-attr]
