@@ -5,12 +5,15 @@ kept across responses that use the same container."""
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 
 import httpx
 import openai
 import pytest
 
-from tests.conftest import LiveServer
+from agent.app_keys import CONTAINERS
+from tests.api.test_containers import backdate
+from tests.conftest import LiveServer, LoopThread, make_settings, require_docker, serve
 from tests.fakes.model_server import Call, ScriptedModel, Text, ToolCalls
 
 pytestmark = pytest.mark.docker
@@ -199,3 +202,47 @@ def test_deleted_container_fails_cleanly(ci: openai.OpenAI, model: ScriptedModel
     ci.containers.delete(c.id)
     with pytest.raises(openai.NotFoundError):
         ci.responses.create(model="m", input="x", tools=[{"type": "code_interpreter", "container": c.id}])  # type: ignore[list-item]
+
+
+def test_files_past_the_per_call_limit_are_skipped_and_told(ci: openai.OpenAI, model: ScriptedModel) -> None:
+    code = "for i in range(25):\n    open(f'/mnt/data/f{i:02}.txt', 'w').write(str(i))"
+    model.script(run_code(code), Text("Wrote them."))
+    resp = ci.responses.create(model="m", input="x", tools=[AUTO])  # type: ignore[list-item]
+    cid = resp.output[0].container_id  # type: ignore[union-attr]
+    assert len(ci.containers.files.list(cid, limit=100).data) == 20
+    tool_msg = [m for m in model.requests[1]["messages"] if m["role"] == "tool"][0]["content"]
+    assert "5 more files were not kept" in tool_msg
+    cites = resp.output[1].content[0].annotations  # type: ignore[union-attr]
+    assert len(cites) == 20 and all(c.type == "container_file_citation" for c in cites)
+
+
+@pytest.fixture(scope="module")
+def reviving_ci(
+    loop_thread: LoopThread, scripted: ScriptedModel, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    require_docker()
+    settings = make_settings(
+        tmp_path_factory.mktemp("revive-ci"), model_url=scripted.url, sandbox_enabled=True, sandbox_pool=0,
+        code_timeout=3.0, container_revive=True,
+    )  # fmt: skip
+    yield from serve(loop_thread, settings)
+
+
+def test_expired_container_is_revived_with_its_files(reviving_ci: LiveServer, model: ScriptedModel) -> None:
+    client = reviving_ci.client()
+    c = client.containers.create(name="long job", expires_after={"anchor": "last_active_at", "minutes": 1})
+    client.containers.files.create(c.id, file=("input.txt", io.BytesIO(b"from the user")))
+    tool = {"type": "code_interpreter", "container": c.id}
+    model.script(run_code("state = 1\nopen('/mnt/data/made.txt', 'w').write('by the code')"), Text("ok"))
+    client.responses.create(model="m", input="x", tools=[tool])  # type: ignore[list-item]
+    backdate(reviving_ci, c.id, 5, key=None)
+    assert reviving_ci.runner is not None
+    assert reviving_ci.loop.run(reviving_ci.runner.app[CONTAINERS].sweep()) == 1  # its sandbox is gone
+    assert client.containers.retrieve(c.id).status == "expired"
+    code = "print(open('/mnt/data/input.txt').read(), '|', open('/mnt/data/made.txt').read(), '|', 'state' in dir())"
+    model.script(run_code(code), Text("revived"))
+    resp = client.responses.create(
+        model="m", input="x", tools=[tool], include=["code_interpreter_call.outputs"]
+    )  # type: ignore[list-item]
+    assert resp.output[0].outputs[0].logs.strip() == "from the user | by the code | False"  # type: ignore[union-attr, index]
+    assert client.containers.retrieve(c.id).status == "running"
