@@ -31,7 +31,6 @@ from agent.engine.responding import (
     chain_items,
     render,
     response_spec,
-    wait_for,
 )
 from agent.errors import InvalidRequest, NotFound
 from agent.store import db
@@ -158,7 +157,8 @@ async def create(request: web.Request) -> web.StreamResponse:
     if body.background:
         bus.unsubscribe(resp["id"], queue)
         return web.json_response(render(resp))
-    await wait_for(bus, resp["id"], queue)  # the client leaving does not stop the response
+    bus.unsubscribe(resp["id"], queue)
+    await executor.wait(resp["id"])  # the client leaving does not stop the response
     return web.json_response(render(rec.run))
 
 

@@ -29,6 +29,8 @@ async def stream_run(
                 await resp.send(json.dumps(data), event=name)
             while True:
                 event = await queue.get()
+                if event.name == "_end":  # the run's thread was deleted: nothing more will come
+                    break
                 await resp.send(json.dumps(event.data), event=event.name)
                 if event.name in END_EVENTS:
                     break

@@ -72,7 +72,7 @@ class Executor:
         """Until this replica's task for the run (if any) has finished."""
         task = self._tasks.get(run_id)
         if task is not None:
-            await asyncio.gather(task, return_exceptions=True)
+            await asyncio.wait({task})  # a waiter that goes away does not cancel the task
 
     async def close(self) -> None:
         if self._sweeper:
@@ -97,10 +97,13 @@ class Executor:
 
     async def thread_deleted(self, thread_id: str) -> None:
         """A deleted thread's runs stop where they are (their rows are already gone)."""
-        tasks = [t for t in self._tasks.values() if t.get_name() == thread_id]
+        ids = [i for i, t in self._tasks.items() if t.get_name() == thread_id]
+        tasks = [self._tasks[i] for i in ids]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for run_id in ids:
+            self.bus.publish(run_id, "_end", {})  # streams of a response close (there is no event for it)
 
     async def stop(self, rec: Leg, outcome: str) -> None:
         """Cancel or expire a run; a running leg is interrupted and finishes the run itself."""

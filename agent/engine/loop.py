@@ -13,6 +13,7 @@ from typing import Any
 
 from agent.engine import prompt
 from agent.engine.events import (
+    ClientFault,
     Final,
     Incomplete,
     MessageDone,
@@ -29,7 +30,7 @@ from agent.engine.events import (
     ToolCallStarted,
     TurnUsage,
 )
-from agent.llm import ChatModel, ChatRequest, Completion, ModelError, Usage
+from agent.llm import ChatModel, ChatRequest, Completion, ContextOverflowError, ModelError, Usage
 from agent.llm import TextDelta as ModelText
 from agent.llm import ToolCallDelta as ModelCallDelta
 from agent.llm import ToolCallStart as ModelCallStart
@@ -67,7 +68,7 @@ async def execute(sink: Sink, env: Env, ctx: ToolContext) -> Outcome:
         forcing = turn == 0 and not transcript.called_before
         try:
             request = _request(spec, transcript.messages, box, env, forcing, transcript.note, used)
-            completion, texting = await _ask(sink, env.model, request, box)
+            completion, texting = await _ask_within(sink, env.model, request, box, spec)
             used = used + (completion.usage or Usage())
             _check_limits(spec, completion, used)
         except Limit as limit:
@@ -169,6 +170,21 @@ def _request(
         max_tokens=remaining,
         response_format=spec.response_format,
     )
+
+
+async def _ask_within(
+    sink: Sink, model: ChatModel, request: ChatRequest, box: Toolbox, spec: RunSpec
+) -> tuple[Completion, bool]:
+    """A prompt the backend refuses as too long is the client's fault when truncation is disabled."""
+    try:
+        return await _ask(sink, model, request, box)
+    except ContextOverflowError as err:
+        if (spec.truncation or {}).get("type") != "disabled":
+            raise
+        raise ClientFault(
+            "Your input exceeds the context window of this model. Please adjust your input and try again.",
+            code="context_length_exceeded",
+        ) from err
 
 
 async def _ask(sink: Sink, model: ChatModel, request: ChatRequest, box: Toolbox) -> tuple[Completion, bool]:

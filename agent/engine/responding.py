@@ -8,7 +8,6 @@ leases, resume after a restart and the thread lock of its conversation. Every ev
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from agent.domain import RUN_LEG_END, now
@@ -374,12 +373,3 @@ async def append_outputs(conn: Any, owner: str, thread_id: str, resp: dict[str, 
         elif item["type"] == "function_call" or item["type"] in hosted_items.KINDS.values():
             calls.append(item)
     await flush()
-
-
-async def wait_for(bus: EventBus, response_id: str, queue: asyncio.Queue[Any]) -> None:
-    """Until the response's leg ends (the caller subscribed before it started)."""
-    try:
-        while (await queue.get()).name not in TERMINAL_EVENTS:
-            pass
-    finally:
-        bus.unsubscribe(response_id, queue)

@@ -109,3 +109,17 @@ def test_conversations_belong_to_their_key(spine: LiveServer) -> None:
         other.responses.create(model="local", input="hi", conversation=conv.id)
     with pytest.raises(openai.NotFoundError):
         other.conversations.items.list(conv.id)
+
+
+def test_input_files_and_references_are_checked_for_their_owner(spine: LiveServer) -> None:
+    mine = spine.client()
+    other = spine.client(key="sk-other")
+    f = mine.files.create(file=("notes.txt", b"secret notes"), purpose="assistants")
+    part = {"type": "input_file", "file_id": f.id}
+    with pytest.raises(openai.NotFoundError):
+        other.responses.create(model="m", input=[{"role": "user", "content": [part]}])  # type: ignore[list-item]
+    with pytest.raises(openai.NotFoundError):
+        other.conversations.create(items=[{"type": "message", "role": "user", "content": [part]}])  # type: ignore[list-item]
+    with pytest.raises(openai.BadRequestError) as err:
+        other.responses.create(model="m", input="hi", previous_response_id="resp_" + "x" * 24)
+    assert err.value.code == "previous_response_not_found"

@@ -222,3 +222,12 @@ def test_input_tokens_counts(sdk: openai.OpenAI) -> None:
     small = sdk.responses.input_tokens.count(model="local", input="hi")
     big = sdk.responses.input_tokens.count(model="local", input="hi " * 400, instructions="be brief")
     assert small.object == "response.input_tokens" and 0 < small.input_tokens < big.input_tokens
+
+
+def test_input_over_the_context_fails_as_the_clients_fault(sdk: openai.OpenAI, model: ScriptedModel) -> None:
+    model.script(HttpError.context_overflow())
+    resp = sdk.responses.create(model="local", input="hi", truncation="disabled")
+    assert resp.status == "failed" and resp.error and resp.error.code == "context_length_exceeded"
+    with pytest.raises(openai.BadRequestError) as err:
+        sdk.responses.create(model="local", input="word " * 40_000)
+    assert err.value.code == "context_length_exceeded"
