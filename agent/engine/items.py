@@ -250,7 +250,12 @@ def builtin_step_call(item: dict[str, Any]) -> dict[str, Any]:
     call_id = item.get("_call_id") or item["id"]
     whole = {k: v for k, v in item.items() if k not in ("_call", "_model_output")}
     if item["type"] == "code_interpreter_call":
-        body: dict[str, Any] = {"input": item.get("code") or "", "outputs": [], "_model_output": text, "_item": whole}
+        body: dict[str, Any] = {
+            "input": item.get("code") or "",
+            "outputs": [],
+            "_model_output": text,
+            "_item": whole,
+        }
         return {"id": call_id, "type": "code_interpreter", "code_interpreter": body}
     if item["type"] == "file_search_call":
         query = (item.get("queries") or [""])[0]

@@ -85,7 +85,7 @@ class Containers:
         """``manager``: the SandboxManager (None without Docker); ``load(owner, file_id)``: a Files-API
         file's (name, bytes), None unless the owner has it."""
         self.store, self.manager, self.root, self.policy, self.load = store, manager, root, policy, load
-        self._seen: dict[str, int] = {}  # container id → id() of the session its files were placed in
+        self._seen: dict[str, object] = {}  # container id → the session its files were placed in
         self._locks: dict[str, asyncio.Lock] = {}
         self._sweeper: asyncio.Task[None] | None = None
         (root / "tmp").mkdir(parents=True, exist_ok=True)
@@ -242,9 +242,9 @@ class Containers:
                 session = await self.manager.session(cid, owner=owner)  # counted in the key's limit
             else:
                 session = await self.manager.session(cid)
-            if self._seen.get(cid) != id(session):
+            if self._seen.get(cid) is not session:
                 await self._prepare(owner, obj, session)
-                self._seen[cid] = id(session)
+                self._seen[cid] = session
         return session
 
     async def _prepare(self, owner: str, obj: dict[str, Any], session: Any) -> None:

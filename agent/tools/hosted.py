@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from agent.domain import new_id
 from agent.retrieval import SearchIndex
 from agent.tools.base import ToolContext, ToolOutput, function_schema
 from agent.tools.code_interpreter import MAX_MODEL_OUTPUT, _logs
@@ -111,9 +112,9 @@ class ContainerCodeTool:
         outputs: list[dict[str, Any]] = [{"type": "logs", "logs": text}] if text else []
         notes: list[str] = []
         made: list[dict[str, Any]] = []
-        for i, png in enumerate(result.images[: policy.files_per_call]):
+        for png in result.images[: policy.files_per_call]:
             f = await self.containers.add_bytes(
-                ctx.owner, cid, f"image_{ctx.run_id[-8:]}_{i}.png", png, "assistant"
+                ctx.owner, cid, f"image_{new_id('')[:12]}.png", png, "assistant"
             )
             url = f"{spec_base(ctx)}/v1/containers/{cid}/files/{f['id']}/content"
             outputs.append({"type": "image", "url": url})
