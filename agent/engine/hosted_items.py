@@ -76,6 +76,22 @@ def delta(rec: ResponseRecorder, event: ToolCallArgumentsDelta) -> None:
         )  # fmt: skip
 
 
+async def working(rec: ResponseRecorder, tool: str) -> None:
+    """The tool started its real work: ``…call_code.done`` + ``…interpreting``, or ``…searching``."""
+    kind = KINDS.get(tool)
+    item = next((i for i in rec._calls.values() if i["type"] == kind and i["status"] == "in_progress"), None)
+    if item is None or kind not in ("code_interpreter_call", "file_search_call"):
+        return
+    ids = {"item_id": item["id"], "output_index": rec._index(item)}
+    if kind == "code_interpreter_call":
+        item["status"] = "interpreting"
+        rec.publish("response.code_interpreter_call_code.done", **ids, code=item["code"])
+        rec.publish("response.code_interpreter_call.interpreting", **ids)
+    else:
+        item["status"] = "searching"
+        rec.publish("response.file_search_call.searching", **ids)
+
+
 def finished(rec: ResponseRecorder, event: ToolCallOutput, item: dict[str, Any]) -> dict[str, Any]:
     """The call ran (or was refused): its final shape and closing events; returns what the model reads."""
     text = event.error or (event.output.text if event.output else "")
@@ -89,14 +105,16 @@ def finished(rec: ResponseRecorder, event: ToolCallOutput, item: dict[str, Any])
         item["code"] = code if isinstance(code, str) and code else item["code"]
         item["outputs"] = record.get("outputs") or []
         item["container_id"] = record.get("container_id") or item["container_id"]
-        rec.publish("response.code_interpreter_call_code.done", **ids, code=item["code"])
-        rec.publish("response.code_interpreter_call.interpreting", **ids)
+        if item["status"] == "in_progress":  # the code never ran (e.g. no sandbox)
+            rec.publish("response.code_interpreter_call_code.done", **ids, code=item["code"])
+            rec.publish("response.code_interpreter_call.interpreting", **ids)
         item["status"] = "completed"
         rec.publish("response.code_interpreter_call.completed", **ids)
     elif item["type"] == "file_search_call":
         item["queries"] = record.get("queries") or []
         item["results"] = record.get("results") or []
-        rec.publish("response.file_search_call.searching", **ids)
+        if item["status"] == "in_progress":
+            rec.publish("response.file_search_call.searching", **ids)
         item["status"] = "failed" if event.error is not None else "completed"
         rec.publish("response.file_search_call.completed", **ids)
     else:

@@ -305,6 +305,7 @@ class ResponseRecorder:
             owner=self.owner, thread_id=self.thread_id, run_id=self.run["id"], assistant={}, thread={},
             tools=self.spec.tools,
         )  # fmt: skip
+        self.ctx.working = lambda tool: hosted_items.working(self, tool)
         return self.ctx
 
     async def stop_as(self, outcome: str, error: dict[str, str] | None = None) -> None:
@@ -320,7 +321,7 @@ class ResponseRecorder:
             self.publish("error", code=code, message=message, param=None, error=nested)
             self.run["error"] = {"code": code, "message": message}
         for item in self.run["output"]:
-            if item.get("status") == "in_progress" and outcome != "cancelled":
+            if item.get("status") in ("in_progress", "interpreting", "searching") and outcome != "cancelled":
                 item["status"] = "incomplete"
         self.run["status"] = "failed" if outcome in ("failed", "expired") else "cancelled"
         self.run["usage"] = wire_usage(self._usage) if self._usage.total_tokens else self.run.get("usage")

@@ -75,6 +75,7 @@ class ContainerCodeTool:
         try:
             obj = await self._container(ctx.owner, spec)
             session = await self.containers.session(ctx.owner, obj)
+            await ctx.started_work(self.name)
             result = await session.execute(code, timeout=self.timeout)
         except ContainerExpired:
             return ToolOutput(f"Error: Container is expired ({cid}); code cannot run there any more.", record)
@@ -155,6 +156,7 @@ class HostedFileSearch(FileSearchTool):
         if not isinstance(query, str) or not query.strip():
             return ToolOutput("Error: file_search takes one string argument 'query'.", record)
         ranking = opts.get("ranking_options") or {}
+        await ctx.started_work(self.name)
         hits = await self.index.search(
             list(opts.get("vector_store_ids") or []),
             query,
