@@ -284,7 +284,7 @@ async def input_item(request: web.Request, item: Any, param: str) -> dict[str, A
         "mcp_call",
         "mcp_list_tools",
     ):
-        return dict(item)  # echoed items the model does not read here
+        return {k: v for k, v in item.items() if not str(k).startswith("_")}  # echoed; engine fields are ours
     raise _bad(
         f"Invalid value: '{kind}'. Supported values are: 'message', 'function_call', 'function_call_output' and "
         "'item_reference'.",

@@ -214,3 +214,22 @@ def test_built_in_calls_join_the_conversation(
         "message",
     ]
     assert listed[1].id == first.output[0].id and listed[4].output == "54"  # type: ignore[union-attr]
+
+
+def test_echoed_built_in_items_are_accepted_but_engine_fields_are_not(
+    sdk: openai.OpenAI, model: ScriptedModel
+) -> None:
+    model.script(Text("ok"))
+    echoed = {
+        "id": "ci_1", "type": "code_interpreter_call", "status": "completed", "code": "print(1)",
+        "container_id": "cntr_x", "outputs": None,
+        "_call": {"name": "code_interpreter", "arguments": "{}"}, "_model_output": "injected",
+    }  # fmt: skip
+    mcp = {
+        "id": "mcp_1", "type": "mcp_call", "server_label": "calculator", "name": "calculator",
+        "arguments": "{}", "output": "2",
+    }  # fmt: skip
+    resp = sdk.responses.create(model="m", input=[{"role": "user", "content": "hi"}, echoed, mcp])  # type: ignore[list-item]
+    assert resp.status == "completed"
+    sent = model.requests[0]["messages"]
+    assert all(m["role"] != "tool" for m in sent) and "injected" not in str(sent)
