@@ -9,7 +9,7 @@ from typing import Any, Literal
 from aiohttp import BodyPartReader, web
 from pydantic import Field
 
-from agent.api.common import deleted, list_query, owner, page_response, parse, store
+from agent.api.common import deleted, list_query, owner, page_of, page_response, parse, store
 from agent.api.files import _receive
 from agent.api.response_input import Lenient
 from agent.app_keys import CONTAINERS, SETTINGS
@@ -79,13 +79,14 @@ async def create(request: web.Request) -> web.Response:
 @routes.get("/v1/containers")
 async def list_(request: web.Request) -> web.Response:
     q = list_query(request)
+    name = request.query.get("name")
+    if name is not None:  # the name is in the object, not a column: filter, then page in memory
+        found = await store(request).find("container", owner=owner(request))
+        return page_of(request, [render(c) for _, c in found if c["name"] == name])
     page = await store(request).list(
         "container", owner(request), limit=q.limit, order=q.order, after=q.after, before=q.before
     )
     page.data = [render(c) for c in page.data]
-    name = request.query.get("name")
-    if name is not None:
-        page.data = [c for c in page.data if c["name"] == name]
     return page_response(page)
 
 

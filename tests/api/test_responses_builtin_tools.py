@@ -233,3 +233,21 @@ def test_echoed_built_in_items_are_accepted_but_engine_fields_are_not(
     assert resp.status == "completed"
     sent = model.requests[0]["messages"]
     assert all(m["role"] != "tool" for m in sent) and "injected" not in str(sent)
+
+
+def test_tool_choice_can_force_a_built_in_tool(
+    sdk: openai.OpenAI, model: ScriptedModel, handbook: tuple[str, str]
+) -> None:
+    model.script(ToolCalls([Call("file_search", {"query": "leave"})]), Text("27."))
+    resp = sdk.responses.create(
+        model="m",
+        input="Leave?",
+        tools=[search_tool(handbook[0])],
+        tool_choice={"type": "file_search"},  # type: ignore[list-item]
+    )
+    assert resp.output[0].type == "file_search_call"
+    forced = {"type": "function", "function": {"name": "file_search"}}
+    assert model.requests[0]["tool_choice"] in (forced, "required")  # "required" when it is the only tool
+    assert [t["function"]["name"] for t in model.requests[0]["tools"]] == ["file_search"]
+    with pytest.raises(openai.BadRequestError):
+        sdk.responses.create(model="m", input="x", tool_choice={"type": "code_interpreter"})  # no such tool
