@@ -33,6 +33,7 @@ class Executor:
         self.store, self.bus, self.env = store, bus, env
         self.instance = uuid.uuid4().hex[:16]
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._finishing: set[asyncio.Future[None]] = set()
         self._live: dict[str, Leg] = {}  # what each task executes (a response's stream replays from it)
         self._ending: dict[str, str] = {}  # run id → "cancelled" | "expired" requested for a running task
         self._sweeper: asyncio.Task[None] | None = None
@@ -89,9 +90,14 @@ class Executor:
         run_id = rec.run["id"]
         self._tasks[run_id], self._live[run_id] = task, rec
 
-        def done(_t: object) -> None:
+        def done(t: asyncio.Task[None]) -> None:
             self._tasks.pop(run_id, None)
             self._live.pop(run_id, None)
+            outcome = self._ending.pop(run_id, None)
+            if t.cancelled() and outcome is not None:  # stopped before it began: finish it here
+                finishing = asyncio.ensure_future(self._finish(rec, outcome))
+                self._finishing.add(finishing)
+                finishing.add_done_callback(self._finishing.discard)
 
         task.add_done_callback(done)
 
