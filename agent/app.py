@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from agent import metrics as prom
 from agent.api import (
     assistants,
     containers,
@@ -30,6 +31,8 @@ from agent.app_keys import (
     EXECUTOR,
     FILE_DELETED,
     INGESTOR,
+    MANAGED,
+    METRICS,
     MODEL,
     OWNER,
     SETTINGS,
@@ -43,6 +46,9 @@ from agent.engine.ingest import Ingestor
 from agent.engine.loop import Env
 from agent.errors import Handler, Unauthorized, error_middleware
 from agent.llm import ChatModel, OpenAICompatModel
+from agent.llm.managed import ManagedModel, ManagedModelError
+from agent.metrics import Metrics
+from agent.observe import add_request_id, observe
 from agent.retrieval import OpenAIEmbedder, SearchIndex
 from agent.settings import Settings
 from agent.store import Store
@@ -58,10 +64,10 @@ from sandbox import Limits, SandboxManager
 log = logging.getLogger(__name__)
 
 
-def _auth_middleware(keys: list[str]) -> Any:
+def _auth_middleware(keys: list[str], open_paths: tuple[str, ...] = ("/health",)) -> Any:
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path == "/health":
+        if request.path in open_paths:
             return await handler(request)
         header = request.headers.get("Authorization", "")
         key = header[7:].strip() if header[:7].lower() == "bearer " else ""
@@ -86,11 +92,15 @@ async def health(_request: web.Request) -> web.Response:
 def create_app(settings: Settings | None = None, model: ChatModel | None = None) -> web.Application:
     """The service. ``model`` replaces the HTTP model client (a test double, or another backend)."""
     settings = settings or Settings()
+    open_paths = ("/health",) if settings.metrics_auth else ("/health", "/metrics")
     app = web.Application(
-        middlewares=[error_middleware, _auth_middleware(settings.keys)],
+        middlewares=[observe, error_middleware, _auth_middleware(settings.keys, open_paths)],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app.on_response_prepare.append(add_request_id)
+    app.router.add_get("/metrics", prom.handler(lambda request: request.app[METRICS]))
     app[THREAD_DELETED] = []
     app[FILE_DELETED] = []
     app.router.add_get("/health", health)
@@ -100,11 +110,13 @@ def create_app(settings: Settings | None = None, model: ChatModel | None = None)
         app.router.add_routes(module.routes)
     app.router.add_routes(containers.routes)
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.insert(0, _managed_model_ctx)  # first: later contexts use the model server's URL
     app.cleanup_ctx.append(_model_ctx(model))
     app.cleanup_ctx.append(_ingest_ctx)
     app.cleanup_ctx.append(_tools_ctx)
     app.cleanup_ctx.append(_containers_ctx)
     app.cleanup_ctx.append(_executor_ctx)
+    app.on_shutdown.append(_drain)
     if not settings.keys:
         log.warning("AGENT_API_KEYS is empty: the API is open to anyone who can reach it")
     return app
@@ -129,7 +141,12 @@ def _model_ctx(model: ChatModel | None) -> Callable[[web.Application], AsyncIter
         else:
             key = settings.model_api_key.get_secret_value() if settings.model_api_key else None
             app[MODEL] = OpenAICompatModel(
-                settings.model_url, api_key=key, aliases=settings.aliases, tool_mode=settings.model_tool_mode
+                settings.model_url,
+                api_key=key,
+                aliases=settings.aliases,
+                tool_mode=settings.model_tool_mode,
+                read_timeout=settings.model_read_timeout,
+                turn_timeout=settings.model_turn_timeout,
             )
         yield
         await app[MODEL].close()
@@ -139,16 +156,67 @@ def _model_ctx(model: ChatModel | None) -> Callable[[web.Application], AsyncIter
 
 async def _executor_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    app[BUS] = EventBus()
+    app[BUS] = EventBus(app[METRICS])
     env = Env(
-        model=app[MODEL], tools=app[TOOLS], context=settings.model_context, max_turns=settings.max_run_turns
+        model=app[MODEL],
+        tools=app[TOOLS],
+        context=settings.model_context,
+        max_turns=settings.max_run_turns,
+        max_mistakes=settings.max_model_mistakes,
+        metrics=app[METRICS],
     )
-    executor = Executor(app[STORE], app[BUS], env)
+    executor = Executor(app[STORE], app[BUS], env, lease_seconds=settings.lease_seconds)
     app[EXECUTOR] = executor
     app[THREAD_DELETED].append(executor.thread_deleted)
     await executor.start()
     yield
     await executor.close()
+
+
+async def _managed_model_ctx(app: web.Application) -> AsyncIterator[None]:
+    """``AGENT_MODEL_FILE``: run llama-server for it (a second one for embeddings when they are wanted)."""
+    settings = app[SETTINGS]
+    if settings.model_file is None:
+        yield
+        return
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    def managed(role: str) -> ManagedModel:
+        log_file = settings.data_dir / f"llama-server-{role}.log"
+        return ManagedModel.from_args(
+            settings.model_file,  # type: ignore[arg-type]
+            settings.model_server_bin,
+            settings.model_context,
+            settings.model_server_args,
+            log_file=log_file,
+            role=role,
+        )
+
+    started = app[MANAGED] = [managed("chat")]
+    await started[0].start()
+    update = {"model_url": started[0].url}
+    if settings.embeddings and not settings.embeddings_url:
+        embedder = managed("embeddings")
+        try:
+            update["embeddings_url"] = await embedder.start()
+            started.append(embedder)
+        except ManagedModelError as err:
+            log.info("file_search: no embeddings server for %s: %s", settings.model_file, err.message)
+    app[SETTINGS] = settings.model_copy(update=update)
+    try:
+        yield
+    finally:
+        for server in started:
+            await server.close()
+
+
+async def _drain(app: web.Application) -> None:
+    """Shutdown begins (SIGTERM): stop executing runs, left in the store for the next start to resume at
+    once, then end every open stream with an ``error`` event, so no handler holds the shutdown up."""
+    if EXECUTOR in app:
+        await app[EXECUTOR].close()
+    if BUS in app:
+        app[BUS].shutdown()
 
 
 async def _embedder(settings: Settings) -> OpenAIEmbedder | None:
@@ -183,13 +251,15 @@ async def _tools_ctx(app: web.Application) -> AsyncIterator[None]:
     """The server-side tools: calculator workers, the sandbox manager (when Docker is there), file_search."""
 
     settings = app[SETTINGS]
-    calculator = Calculator()
+    calculator = Calculator(workers=settings.calculator_workers, timeout=settings.calculator_timeout)
     await calculator.start()
+    app[METRICS].watch(prom.calculator_metrics(lambda: calculator.timeouts))
     manager: SandboxManager | None = SandboxManager(
         image=settings.sandbox_image,
         runtime=settings.sandbox_runtime,
         pool_size=settings.sandbox_pool,
         limits=Limits(timeout=settings.code_timeout),
+        idle_ttl=settings.sandbox_idle_ttl,
     )
     try:
         if not settings.sandbox_enabled:
@@ -220,6 +290,7 @@ async def _tools_ctx(app: web.Application) -> AsyncIterator[None]:
     app[TOOLS] = tools
     if manager is not None:
         app[THREAD_DELETED].append(manager.drop)
+        app[METRICS].watch(prom.sandbox_metrics(manager.stats))
     yield
     await calculator.close()
     if manager is not None:

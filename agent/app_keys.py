@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     from agent.engine.executor import Executor
     from agent.engine.ingest import Ingestor
     from agent.llm import ChatModel
+    from agent.llm.managed import ManagedModel
+    from agent.metrics import Metrics
     from agent.settings import Settings
     from agent.store import Store
     from agent.tools import ServerTool
@@ -27,4 +29,6 @@ MODEL: web.AppKey[ChatModel] = web.AppKey("model")
 INGESTOR: web.AppKey[Ingestor] = web.AppKey("ingestor")
 OWNER: web.RequestKey[str] = web.RequestKey("owner", str)
 TOOLS: web.AppKey[dict[str, ServerTool]] = web.AppKey("tools")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+MANAGED: web.AppKey[list[ManagedModel]] = web.AppKey("managed_models")
 CONTAINERS: web.AppKey[Containers] = web.AppKey("containers")

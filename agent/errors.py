@@ -103,6 +103,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(_from_http(exc, request))
     except json.JSONDecodeError:
         return error_response(InvalidRequest("We could not parse the JSON body of your request."))
+    except ConnectionError:
+        raise  # the client went away: nothing to answer, and not our error (logged as status 499)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(ServerError("The server had an error while processing your request."))

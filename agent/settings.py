@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -55,6 +56,51 @@ class Settings(BaseSettings):
     """Seconds of silence on an event stream before a keep-alive comment is sent."""
     max_run_turns: int = Field(default=25, ge=1)
     """Cap on model calls within one run."""
+
+    # -- a managed model server -------------------------------------------------------------------------
+    model_file: Path | None = None
+    """A GGUF file: the service starts ``llama-server`` for it (and stops it); ``AGENT_MODEL_URL`` is then
+    ignored."""
+    model_server_bin: str | None = None
+    """The ``llama-server`` to run for ``AGENT_MODEL_FILE``; else ``PATH``, else the one
+    ``.ci/llama-server.sh`` builds."""
+    model_server_args: str = ""
+    """Extra arguments for the managed ``llama-server`` (e.g. ``-t 8 -ngl 99``)."""
+
+    # -- timeouts and shutdown --------------------------------------------------------------------------
+    model_read_timeout: float = Field(default=60.0, gt=0)
+    """Seconds the model server may send no data (SSE comments do not count) before the run fails."""
+    model_turn_timeout: float = Field(default=300.0, gt=0)
+    """Seconds one model call (one turn of a run, retries included) may take in all."""
+    shutdown_timeout: float = Field(default=10.0, gt=0)
+    """Seconds SIGTERM may take: streams end, executing runs stay for the next start to resume."""
+
+    # -- observability ------------------------------------------------------------------------------------
+    metrics_auth: bool = False
+    """Put ``GET /metrics`` behind ``AGENT_API_KEYS`` (open by default, like ``/health``)."""
+    log_format: Literal["text", "json"] = "text"
+    """``text`` (one readable line per event) or ``json`` (one JSON object per line)."""
+    log_level: str = "INFO"
+    """Python logging level name (``DEBUG``, ``INFO``, ``WARNING``…)."""
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("AGENT_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value.upper()
+
+    # -- tunables -----------------------------------------------------------------------------------------
+    lease_seconds: int = Field(default=10, ge=2)
+    """How long a replica's claim on a run lasts without renewal (another replica takes over after it)."""
+    max_model_mistakes: int = Field(default=3, ge=1)
+    """Invalid tool calls in a row after which a run fails."""
+    calculator_workers: int = Field(default=2, ge=1)
+    """Calculator worker processes."""
+    calculator_timeout: float = Field(default=2.0, gt=0)
+    """Seconds one calculator expression may take before its worker is killed."""
+    sandbox_idle_ttl: float = Field(default=1200.0, gt=0)
+    """Seconds a thread's sandbox may sit idle before it is removed (its variables and files are lost)."""
 
     container_revive: bool = False
     """Using an expired container starts it again with its files (the hosted API answers "Container is

@@ -26,6 +26,7 @@ import docker.errors
 from .container import DEFAULT_PRELOAD, BoxSpec, create_box, destroy_box, sweep
 from .errors import SandboxError, SandboxUnavailable, SessionClosed
 from .limits import Limits
+from .results import ExecResult
 from .session import Session
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ class SandboxManager:
         self._fills: set[asyncio.Task[None]] = set()
         self._pool_changed = asyncio.Condition()
         self._failures = 0
+        self._counts = {"cold_starts": 0, "kills": 0, "ooms": 0}
         self._started = False
         self._closed = False
 
@@ -181,7 +183,10 @@ class SandboxManager:
             existing = self._sessions.get(key)
             if existing is not None and not existing.closed:
                 return existing
-            session = await self._take_pooled() or await self._new_session()
+            session = await self._take_pooled()
+            if session is None:
+                self._counts["cold_starts"] += 1
+                session = await self._new_session()
             self._check_open()
             session.key = key
             session.last_used = time.monotonic()
@@ -203,6 +208,18 @@ class SandboxManager:
     def pool_ready(self) -> int:
         return len(self._pool)
 
+    def stats(self) -> dict[str, int]:
+        """Live sessions and warm containers now; cold starts, kills (a call that ignored its timeout) and
+        OOMs since start."""
+        live = sum(1 for s in self._sessions.values() if not s.closed)
+        return {"sessions": live, "pool_ready": len(self._pool), **self._counts}
+
+    def _count(self, result: ExecResult) -> None:
+        if result.oom_killed:
+            self._counts["ooms"] += 1
+        elif result.reset and result.timed_out:
+            self._counts["kills"] += 1
+
     def _check_open(self) -> None:
         if self._closed:
             raise SessionClosed("the sandbox manager is closed")
@@ -221,6 +238,7 @@ class SandboxManager:
         client = self.client
         box = await asyncio.to_thread(create_box, client, self._spec)
         session = Session(client, self._spec, box, self._destroy)
+        session.on_result = self._count
         try:
             await session.boot()
         except BaseException:

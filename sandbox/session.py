@@ -46,6 +46,8 @@ class Session:
         self._spec = spec
         self._box = box
         self._on_close = on_close
+        self.on_result: Callable[[ExecResult], None] | None = None
+        """Called with each call's result (the manager counts kills and OOMs)."""
         self._channel: Channel | None = None
         self._lock = asyncio.Lock()
         self._closed = False
@@ -148,6 +150,8 @@ class Session:
             result = await self._execute(code, timeout)
             result.duration = time.perf_counter() - start
             self.last_used = time.monotonic()
+            if self.on_result is not None:
+                self.on_result(result)
             return result
 
     async def _execute(self, code: str, timeout: float) -> ExecResult:  # noqa: ASYNC109

@@ -25,6 +25,7 @@ from agent.api.response_input import (
 from agent.app_keys import BUS, EXECUTOR, SETTINGS
 from agent.domain import RUN_TERMINAL, new_id, now
 from agent.engine import items, prompt
+from agent.engine.bus import SHUTDOWN
 from agent.engine.responding import (
     TERMINAL_EVENTS,
     ResponseRecorder,
@@ -33,6 +34,7 @@ from agent.engine.responding import (
     response_spec,
 )
 from agent.errors import InvalidRequest, NotFound
+from agent.observe import GONE
 from agent.store import db
 
 routes = web.RouteTableDef()
@@ -185,11 +187,12 @@ async def _stream(
 ) -> web.StreamResponse:
     """The response's events as SSE (no ``[DONE]``: the stream closes after the terminal event)."""
     bus = request.app[BUS]
+    opened: web.StreamResponse | None = None
     try:
         async with sse_response(
             request, allow_all_methods=True, ping_interval=request.app[SETTINGS].sse_keepalive
         ) as sse:
-            sse.content_type = "text/event-stream"
+            opened = sse
             last = after
             for data in backlog:
                 if data["sequence_number"] > last:
@@ -201,12 +204,21 @@ async def _stream(
                 event = await queue.get()
                 if event.name == "_end":
                     break
+                if event is SHUTDOWN:  # the service stops; the response resumes at the next start
+                    error = SHUTDOWN.data["error"]
+                    await sse.send(
+                        _dumps({**error, "type": "error", "error": error, "sequence_number": last + 1})
+                    )
+                    break
                 if event.data["sequence_number"] > last:
                     await sse.send(_dumps(event.data), event=event.name)
                     last = event.data["sequence_number"]
                 if event.name in TERMINAL_EVENTS:
                     break
         return sse
+    except ConnectionResetError:  # the client left; the response goes on
+        request[GONE] = True
+        return opened if opened is not None else web.Response(status=499)
     finally:
         if queue is not None:
             bus.unsubscribe(response_id, queue)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 from aiohttp import web
-from aiohttp_sse import sse_response
+from aiohttp_sse import EventSourceResponse, sse_response
 
-from agent.app_keys import SETTINGS
-from agent.engine.bus import END_EVENTS, Event, EventBus
+from agent.app_keys import METRICS, SETTINGS
+from agent.engine.bus import END_EVENTS, SHUTDOWN, Event, EventBus
+from agent.observe import GONE
+
+log = logging.getLogger(__name__)
 
 
 async def stream_run(
@@ -21,6 +25,10 @@ async def stream_run(
     first: list[tuple[str, dict[str, Any]]] | None = None,
 ) -> web.StreamResponse:
     """Relay the run's events until the leg ends; a client that goes away does not stop the run."""
+    gauge = request.app[METRICS].open_streams if METRICS in request.app else None
+    if gauge is not None:
+        gauge.inc()
+    resp: EventSourceResponse | None = None
     try:
         async with sse_response(
             request, allow_all_methods=True, ping_interval=request.app[SETTINGS].sse_keepalive
@@ -32,9 +40,15 @@ async def stream_run(
                 if event.name == "_end":  # the run's thread was deleted: nothing more will come
                     break
                 await resp.send(json.dumps(event.data), event=event.name)
-                if event.name in END_EVENTS:
+                if event.name in END_EVENTS or event is SHUTDOWN:
                     break
             await resp.send("[DONE]", event="done")
         return resp
+    except ConnectionResetError:
+        request[GONE] = True
+        log.info("the client closed the stream of run %s; the run goes on", run_id)
+        return resp if resp is not None else web.Response(status=499)
     finally:
+        if gauge is not None:
+            gauge.dec()
         bus.unsubscribe(run_id, queue)

@@ -20,6 +20,7 @@ from agent.engine.loop import Env, execute
 from agent.engine.records import RunRecorder
 from agent.engine.responding import ResponseRecorder
 from agent.llm import ModelError
+from agent.logs import RUN_ID
 from agent.store import Store
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,10 @@ HEARTBEAT_SECONDS = 2.0
 
 
 class Executor:
-    def __init__(self, store: Store, bus: EventBus, env: Env) -> None:
+    def __init__(self, store: Store, bus: EventBus, env: Env, lease_seconds: int = LEASE_SECONDS) -> None:
         self.store, self.bus, self.env = store, bus, env
+        self.lease_seconds = lease_seconds
+        self._closed = False
         self.instance = uuid.uuid4().hex[:16]
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._finishing: set[asyncio.Future[None]] = set()
@@ -40,7 +43,7 @@ class Executor:
 
     def lease(self) -> dict[str, object]:
         """Columns that give this replica a run (written with the run's creation or resumption)."""
-        return {"lease": self.instance, "lease_until": int(time.time()) + LEASE_SECONDS}
+        return {"lease": self.instance, "lease_until": int(time.time()) + self.lease_seconds}
 
     async def start(self) -> None:
         """Resume what a previous process left behind, then watch deadlines and leases."""
@@ -50,12 +53,13 @@ class Executor:
     async def _take_over(self) -> None:
         """Resume the runs whose replica is gone (lease free or lapsed)."""
         now = int(time.time())
-        for owner, run in await self.store.claim_runs(self.instance, now, now + LEASE_SECONDS):
+        for owner, run in await self.store.claim_runs(self.instance, now, now + self.lease_seconds):
             rec = self.recorder(run, owner)
             if run["status"] == "cancelling":
                 await self._finish(rec, "cancelled")
                 continue
             await rec.discard_partial()
+            log.info("resuming run %s (its replica is gone)", run["id"])
             run["status"] = "queued"
             self.launch(rec)
 
@@ -76,6 +80,9 @@ class Executor:
             await asyncio.wait({task})  # a waiter that goes away does not cancel the task
 
     async def close(self) -> None:
+        """Stop executing (at shutdown); safe to call twice. Runs stay in the store as they are and their
+        leases are given back, so the next replica to start resumes them at once."""
+        self._closed = True
         if self._sweeper:
             self._sweeper.cancel()
         tasks = list(self._tasks.values())
@@ -86,6 +93,8 @@ class Executor:
             await self.store.release_leases(self.instance)
 
     def launch(self, rec: Leg) -> None:
+        if self._closed:
+            return  # shutting down: the run waits in the store for the next start
         task = asyncio.create_task(self._drive(rec), name=rec.thread_id)
         run_id = rec.run["id"]
         self._tasks[run_id], self._live[run_id] = task, rec
@@ -125,15 +134,20 @@ class Executor:
 
     async def _drive(self, rec: Leg) -> None:
         run = rec.run
+        RUN_ID.set(run["id"])  # on every log line of this task
         try:
             ctx = await rec.tool_context()
             await execute(rec, self.env, ctx)
+            log.info("run %s is %s", run["id"], run["status"])
         except asyncio.CancelledError:
             outcome = self._ending.pop(run["id"], None)
             if outcome is None:
                 raise  # shutdown: the run stays in the store and resumes at the next start
             await self._finish(rec, outcome)
         except (ModelError, RunError) as err:  # the model server's, the model's, a tool's, the client's
+            log.warning("run failed: %s", err.message)
+            if isinstance(err, ModelError):
+                self.env.metrics.model_errors.inc()
             await self._fail(rec, {"code": err.code, "message": err.message})
         except Exception as err:  # never leave a run stuck
             log.exception("run %s failed", run["id"])
@@ -166,7 +180,7 @@ class Executor:
 
     async def _heartbeat(self) -> None:
         """Keep this replica's leases, stop what another replica was asked to cancel, take over orphans."""
-        for run in await self.store.renew_leases(self.instance, int(time.time()) + LEASE_SECONDS):
+        for run in await self.store.renew_leases(self.instance, int(time.time()) + self.lease_seconds):
             if run["id"] in self._tasks:
                 owner = await self.store.owner_of("run", run["id"]) or "-"
                 await self.stop(self.recorder(run, owner), "cancelled")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from agent.engine import prompt
@@ -34,6 +35,7 @@ from agent.llm import ChatModel, ChatRequest, Completion, ContextOverflowError, 
 from agent.llm import TextDelta as ModelText
 from agent.llm import ToolCallDelta as ModelCallDelta
 from agent.llm import ToolCallStart as ModelCallStart
+from agent.metrics import Metrics
 from agent.tools import ServerTool, Toolbox, ToolContext, ToolOutput
 from agent.tools.base import StringField
 
@@ -47,6 +49,9 @@ class Env:
     tools: dict[str, ServerTool]
     context: int = 8192
     max_turns: int = 25
+    max_mistakes: int = MAX_MODEL_MISTAKES
+    """Invalid tool calls in a row after which the run fails."""
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 class Limit(Exception):
@@ -68,7 +73,7 @@ async def execute(sink: Sink, env: Env, ctx: ToolContext) -> Outcome:
         forcing = turn == 0 and not transcript.called_before
         try:
             request = _request(spec, transcript.messages, box, env, forcing, transcript.note, used)
-            completion, texting = await _ask_within(sink, env.model, request, box, spec)
+            completion, texting = await _ask_within(sink, env, request, box, spec)
             used = used + (completion.usage or Usage())
             _check_limits(spec, completion, used)
         except Limit as limit:
@@ -76,18 +81,26 @@ async def execute(sink: Sink, env: Env, ctx: ToolContext) -> Outcome:
         else:
             if texting:
                 await sink.emit(MessageDone())
-            outcome, mistake, tool_calls = await _dispatch(sink, box, ctx, completion, spec, tool_calls)
+            outcome, mistake, tool_calls = await _dispatch(
+                sink, box, ctx, completion, spec, tool_calls, env.metrics
+            )
             mistakes = mistakes + 1 if mistake else 0
         await sink.end(outcome)
         if not isinstance(outcome, RunAgain):
             return outcome
-        if mistakes >= MAX_MODEL_MISTAKES:
+        if mistakes >= env.max_mistakes:
             raise ModelFault(f"The model made invalid tool calls {mistakes} times in a row.")
     raise ModelFault(f"The run did not finish within {env.max_turns} model turns.")
 
 
 async def _dispatch(
-    sink: Sink, box: Toolbox, ctx: ToolContext, completion: Completion, spec: RunSpec, tool_calls: int
+    sink: Sink,
+    box: Toolbox,
+    ctx: ToolContext,
+    completion: Completion,
+    spec: RunSpec,
+    tool_calls: int,
+    metrics: Metrics,
 ) -> tuple[Outcome, bool, int]:
     """Run the server-side calls, answer the malformed ones, collect the client's function calls."""
     if not completion.tool_calls:
@@ -98,6 +111,8 @@ async def _dispatch(
         wrong = call.error or box.mistake(call.name, call.arguments)
         if wrong or not box.knows(call.name):
             mistake = True
+            if tool is not None:
+                metrics.tool_calls.labels(tool.name, "invalid").inc()
             known = ", ".join(sorted([*box.server, *box.functions]))
             error = f"Error: {wrong or f'no tool named {call.name!r}'}. Available tools: {known}."
             await sink.emit(ToolCallOutput(i, call.id, call.name, call.arguments, None, None, error))
@@ -107,7 +122,7 @@ async def _dispatch(
                 await sink.emit(ToolCallOutput(i, call.id, call.name, call.arguments, tool, None, error))
                 continue
             tool_calls += 1
-            output = await _invoke(tool, call.arguments, ctx)
+            output = await _invoke(tool, call.arguments, ctx, metrics)
             ctx.made.extend(output.files)
             await sink.emit(ToolCallOutput(i, call.id, call.name, call.arguments, tool, output))
         else:
@@ -124,16 +139,23 @@ async def _dispatch(
     return RunAgain(completion.usage), mistake, tool_calls
 
 
-async def _invoke(tool: ServerTool, arguments: str, ctx: ToolContext) -> ToolOutput:
+async def _invoke(tool: ServerTool, arguments: str, ctx: ToolContext, metrics: Metrics) -> ToolOutput:
     """A tool's own failure is output the model reads; it never fails the run."""
+    started = time.perf_counter()
+    outcome = "error"
     try:
-        return await tool.invoke(json.loads(arguments or "{}"), ctx)
+        output = await tool.invoke(json.loads(arguments or "{}"), ctx)
+        outcome = "error" if output.text.startswith("Error") else "ok"
+        return output
     except Exception as err:
         log.exception("tool %s failed", tool.name)
         text = f"Error: the {tool.name} tool failed ({type(err).__name__})."
         if tool.step_type == "function":
             return ToolOutput(text, {"name": tool.name, "arguments": arguments, "output": text})
         return ToolOutput(text, {**tool.start_record("")[tool.step_type], "_model_output": text})
+    finally:
+        metrics.tool_calls.labels(tool.name, outcome).inc()
+        metrics.tool_seconds.labels(tool.name).observe(time.perf_counter() - started)
 
 
 def _request(
@@ -173,11 +195,11 @@ def _request(
 
 
 async def _ask_within(
-    sink: Sink, model: ChatModel, request: ChatRequest, box: Toolbox, spec: RunSpec
+    sink: Sink, env: Env, request: ChatRequest, box: Toolbox, spec: RunSpec
 ) -> tuple[Completion, bool]:
     """A prompt the backend refuses as too long is the client's fault when truncation is disabled."""
     try:
-        return await _ask(sink, model, request, box)
+        return await _ask(sink, env, request, box)
     except ContextOverflowError as err:
         if (spec.truncation or {}).get("type") != "disabled":
             raise
@@ -187,12 +209,16 @@ async def _ask_within(
         ) from err
 
 
-async def _ask(sink: Sink, model: ChatModel, request: ChatRequest, box: Toolbox) -> tuple[Completion, bool]:
+async def _ask(sink: Sink, env: Env, request: ChatRequest, box: Toolbox) -> tuple[Completion, bool]:
     """Stream one completion as events: text deltas, then each call's start and argument deltas;
     the completion and whether a message is still open."""
     inputs: dict[int, StringField] = {}  # calls whose code streams as it is written
     texting = False
-    async for event in model.stream(request):
+    asked, first = time.perf_counter(), 0.0
+    async for event in env.model.stream(request):
+        if not first and isinstance(event, ModelText | ModelCallStart):
+            first = time.perf_counter()
+            env.metrics.model_first_token.observe(first - asked)
         if isinstance(event, ModelText):
             texting = True
             await sink.emit(TextDelta(event.text))
@@ -208,10 +234,18 @@ async def _ask(sink: Sink, model: ChatModel, request: ChatRequest, box: Toolbox)
             piece = inputs[event.index].feed(event.arguments) if event.index in inputs else ""
             await sink.emit(ToolCallArgumentsDelta(event.index, event.arguments, piece))
         elif isinstance(event, Completion):
+            _observe_rate(env.metrics, event, first)
             if event.usage:
                 await sink.emit(TurnUsage(event.usage))
             return event, texting
     raise ModelError("The model stream ended without a completion.")
+
+
+def _observe_rate(metrics: Metrics, completion: Completion, first: float) -> None:
+    tokens = completion.usage.completion_tokens if completion.usage else 0
+    seconds = time.perf_counter() - first if first else 0.0
+    if tokens > 1 and seconds > 0:
+        metrics.model_tokens_per_second.observe((tokens - 1) / seconds)
 
 
 def _check_limits(spec: RunSpec, completion: Completion, used: Usage) -> None:

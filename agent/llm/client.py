@@ -4,11 +4,16 @@ Always streams (`stream: true`, `stream_options.include_usage`). Connection erro
 an error event or a cut-off stream) are retried with exponential backoff, but only while nothing has
 been yielded; after that, and for everything else, a `ModelError` is raised. The API key goes into the
 Authorization header only: never into a message, a log line or `repr`.
+
+Two clocks bound a call: `read_timeout`, the longest wait for the next `data:` line (SSE comments, which
+some servers send as keep-alives, do not count), and `turn_timeout`, the deadline of the whole call
+(retries and a forced-call retry included).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -53,10 +58,11 @@ class OpenAICompatModel:
         api_key: str | None = None,
         aliases: dict[str, str] | None = None,
         connect_timeout: float = 10,
-        read_timeout: float = 300,
+        read_timeout: float = 60,
         max_retries: int = 2,
         tool_mode: str = "native",
         retry_backoff: float = 0.2,
+        turn_timeout: float = 300,
     ) -> None:
         """`base_url` ends in /v1 (e.g. "http://127.0.0.1:8080/v1"). `aliases` maps request model names
         to backend ones; a "*" entry is the default for all names. `tool_mode` "prompted" puts the tools
@@ -71,6 +77,7 @@ class OpenAICompatModel:
         self.max_retries = max_retries
         self.tool_mode = tool_mode
         self.retry_backoff = retry_backoff
+        self.turn_timeout = turn_timeout
         self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
@@ -89,12 +96,13 @@ class OpenAICompatModel:
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatEvent]:
         plan = plan_tools(request)
         body = self._body(request, plan)
+        deadline = asyncio.get_running_loop().time() + self.turn_timeout
 
         def normalizer() -> StreamNormalizer:
             return StreamNormalizer(plan.tools, parallel_tool_calls=request.parallel_tool_calls)
 
         if not plan.forced:
-            async for event in self._attempts(body, normalizer):
+            async for event in self._attempts(body, normalizer, deadline):
                 yield event
             return
         # A call is required: hold text back until a call shows up; if none does, ask again under a
@@ -102,7 +110,7 @@ class OpenAICompatModel:
         held: list[ChatEvent] = []
         calling = False
         completion: Completion | None = None
-        async for event in self._attempts(body, normalizer):
+        async for event in self._attempts(body, normalizer, deadline):
             if isinstance(event, Completion):
                 completion = event
             elif calling:
@@ -116,7 +124,7 @@ class OpenAICompatModel:
                 held.append(event)
         assert completion is not None
         if not completion.tool_calls:
-            forced = await self._forced_call(body, plan)
+            forced = await self._forced_call(body, plan, deadline)
             if forced is not None:
                 call, usage = forced
                 yield ToolCallStart(0, call.id, call.name)
@@ -128,14 +136,14 @@ class OpenAICompatModel:
         yield completion
 
     async def _forced_call(
-        self, body: dict[str, Any], plan: ToolPlan
+        self, body: dict[str, Any], plan: ToolPlan, deadline: float
     ) -> tuple[ToolCall, Usage | None] | None:
         forced = {k: v for k, v in body.items() if k not in ("tools", "tool_choice", "parallel_tool_calls")}
         forced["messages"] = forced_messages(body["messages"])
         forced["response_format"] = forced_response_format(plan.tools)
         log.debug("no tool call where one was required; asking again under a JSON schema")
         completion: Completion | None = None
-        async for event in self._attempts(forced, StreamNormalizer):
+        async for event in self._attempts(forced, StreamNormalizer, deadline):
             if isinstance(event, Completion):
                 completion = event
         assert completion is not None
@@ -166,21 +174,21 @@ class OpenAICompatModel:
     # -- HTTP -------------------------------------------------------------------------------------------
 
     async def _attempts(
-        self, body: dict[str, Any], normalizer: Callable[[], StreamNormalizer]
+        self, body: dict[str, Any], normalizer: Callable[[], StreamNormalizer], deadline: float
     ) -> AsyncIterator[ChatEvent]:
-        """`_once` with retries while nothing has been yielded."""
+        """`_once` with retries while nothing has been yielded (and the turn's deadline allows)."""
         attempt = 0
         while True:
             yielded = False
             try:
-                async for event in self._once(body, normalizer()):
+                async for event in self._once(body, normalizer(), deadline):
                     yielded = True
                     yield event
                 return
             except _Retryable as e:
-                if yielded or attempt >= self.max_retries:
-                    raise e.error from None
                 delay = self.retry_backoff * 2**attempt
+                if yielded or attempt >= self.max_retries or _now() + delay >= deadline:
+                    raise e.error from None
                 attempt += 1
                 log.warning(
                     "model request failed (%s); retry %d/%d in %.1f s",
@@ -191,26 +199,36 @@ class OpenAICompatModel:
                 )
                 await asyncio.sleep(delay)
 
-    async def _once(self, body: dict[str, Any], norm: StreamNormalizer) -> AsyncIterator[ChatEvent]:
+    async def _once(
+        self, body: dict[str, Any], norm: StreamNormalizer, deadline: float
+    ) -> AsyncIterator[ChatEvent]:
         session = self._get_session()
         url = self.base_url + "/chat/completions"
         try:
-            async with session.post(url, json=body) as resp:
+            async with self._waiting(deadline):
+                resp = await session.post(url, json=body)
+            async with resp:
                 if resp.status >= 400:
-                    raise _status_error(resp.status, await resp.text(errors="replace"))
+                    async with self._waiting(deadline):
+                        text = await resp.text(errors="replace")
+                    raise _status_error(resp.status, text)
                 if "text/event-stream" not in resp.headers.get("Content-Type", ""):
                     # The server ignored `stream`: one JSON body.
-                    chunk = _parse(await resp.text(errors="replace"))
-                    for event in [*norm.feed(chunk), *norm.finish()]:
+                    async with self._waiting(deadline):
+                        text = await resp.text(errors="replace")
+                    for event in [*norm.feed(_parse(text)), *norm.finish()]:
                         yield event
                     return
-                async for data in iter_sse_data(resp.content.iter_any()):
+                lines = aiter(iter_sse_data(resp.content.iter_any()))
+                while True:
+                    async with self._waiting(deadline):
+                        data = await anext(lines, None)
+                    if data is None:
+                        raise _Retryable(ModelError("model server closed the stream before [DONE]"))
                     if data.strip() == "[DONE]":
                         break
                     for event in norm.feed(_parse(data)):
                         yield event
-                else:
-                    raise _Retryable(ModelError("model server closed the stream before [DONE]"))
                 for event in norm.finish():
                     yield event
         except aiohttp.ConnectionTimeoutError:
@@ -224,9 +242,7 @@ class OpenAICompatModel:
             message = f"model server unreachable at {self.base_url}: {_reason(e)}"
             raise _Retryable(ModelError(message)) from None
         except (aiohttp.ServerTimeoutError, TimeoutError):
-            raise ModelError(
-                f"model server at {self.base_url} sent nothing for {self.read_timeout:g} s (read timeout)"
-            ) from None
+            raise self._read_timeout_error() from None
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError) as e:
             raise _Retryable(
                 ModelError(f"model server at {self.base_url} dropped the connection: {e or type(e).__name__}")
@@ -236,6 +252,26 @@ class OpenAICompatModel:
         except aiohttp.ClientError as e:
             raise ModelError(f"model server request failed: {e or type(e).__name__}") from None
 
+    @contextlib.asynccontextmanager
+    async def _waiting(self, deadline: float) -> AsyncIterator[None]:
+        """One wait for the server: at most `read_timeout`, and never past the turn's deadline."""
+        until = min(_now() + self.read_timeout, deadline)
+        try:
+            async with asyncio.timeout_at(until):
+                yield
+        except TimeoutError:
+            if until >= deadline:
+                raise ModelError(
+                    f"model server at {self.base_url} did not finish its answer within "
+                    f"{self.turn_timeout:g} s (turn timeout)"
+                ) from None
+            raise self._read_timeout_error() from None
+
+    def _read_timeout_error(self) -> ModelError:
+        return ModelError(
+            f"model server at {self.base_url} sent no data for {self.read_timeout:g} s (read timeout)"
+        )
+
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else None
@@ -244,6 +280,10 @@ class OpenAICompatModel:
             )
             self._session = aiohttp.ClientSession(headers=headers, timeout=timeout)
         return self._session
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
 
 
 def _parse(data: str) -> dict[str, Any]:

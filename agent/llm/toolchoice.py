@@ -1,6 +1,6 @@
 """Tool-choice semantics that local backends do not enforce, enforced by shaping the request.
 
-llama-server (measured, see shared/models/README.md) treats a named `tool_choice` as "auto", does not
+llama-server (measured with the tiny models, see tests/fixtures/llama-server/) treats a named `tool_choice` as "auto", does not
 make "required" start a call, and ignores `parallel_tool_calls: false`. So:
 
 - "none"      → no tools are sent at all (and text is never parsed for calls);

@@ -83,6 +83,8 @@ class Calculator:
         for slot in self._slots:
             self._idle.put_nowait(slot)
         self._closed = False
+        self.timeouts = 0
+        """Expressions whose worker was killed at the timeout, since start."""
         self._reapers: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------------------------------
@@ -167,6 +169,7 @@ class Calculator:
                 raw = await proc.stdout.readline()
             finished = True
         except TimeoutError:
+            self.timeouts += 1
             finished = True
             await self._retire(slot)
             return (

@@ -1,6 +1,6 @@
 """Schemathesis over the Responses + Conversations OpenAPI subset: no input makes the service answer 5xx.
 
-The spec is a copy of shared/spec/openai-responses.json, so a clean clone has it."""
+The spec is the copy in tests/fixtures/spec/."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from schemathesis.checks import not_a_server_error
 
 from tests.conftest import LiveServer
 
-SPEC = Path(__file__).parent / "specs" / "openai-responses.json"
+SPEC = Path(__file__).resolve().parents[1] / "fixtures" / "spec" / "openai-responses.json"
 schema = schemathesis.openapi.from_path(str(SPEC))
 schema.config.phases.coverage.enabled = False  # its exhaustive boundary cases take too long for CI here
 

@@ -1,7 +1,7 @@
 """A scripted fake of llama.cpp's `llama-server`: a real aiohttp app on a loopback port.
 
 It speaks `/v1/chat/completions` (stream and non-stream) with the exact shapes recorded in
-shared/fixtures/llama-server/ (ids `chatcmpl-…`, tool-call ids of 32 alphanumerics without `call_`,
+tests/fixtures/llama-server/ (ids `chatcmpl-…`, tool-call ids of 32 alphanumerics without `call_`,
 `content: null` role chunk first, index+id+type+name with the first argument piece, usage in a last
 chunk when `stream_options.include_usage`, `data: [DONE]`), plus `/v1/models`, `/health` and
 `/v1/embeddings` (deterministic hashed bag-of-words vectors).
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import math
@@ -225,6 +226,15 @@ class Malformed(Turn):
 
 
 @dataclass
+class Comments(Turn):
+    """A stream that never says anything: response headers, then an SSE comment (`: ping`) every
+    `every` seconds until the client goes away or the server stops (a backend stuck behind a proxy that
+    keeps the connection alive)."""
+
+    every: float = 0.05
+
+
+@dataclass
 class Raw(Turn):
     """Exact response bytes (e.g. a recorded fixture body), written chunk by chunk."""
 
@@ -234,7 +244,7 @@ class Raw(Turn):
 
     @classmethod
     def from_fixture(cls, path: str | Path) -> Raw:
-        """The HTTP response recorded in a shared/fixtures/llama-server/*.txt file: status, content type
+        """The HTTP response recorded in a tests/fixtures/llama-server/*.txt file: status, content type
         and the body, split where the recorded chunked encoding split it."""
         data = Path(path).read_bytes()
         response = data[data.index(b"\n", data.index(b"##### RESPONSE")) + 1 :]
@@ -533,7 +543,8 @@ class _Reply:
             headers={"Server": "llama.cpp", "X-Accel-Buffering": "no", "Content-Type": "text/event-stream"}
         )
         await resp.prepare(self.request)
-        await self._event({"role": "assistant", "content": None})
+        if not isinstance(turn, Comments):
+            await self._event({"role": "assistant", "content": None})
         if isinstance(turn, Text):
             for piece in turn.parts():
                 await self._piece({"content": piece})
@@ -560,6 +571,8 @@ class _Reply:
         elif isinstance(turn, Disconnect):
             for piece in turn.pieces:
                 await self._piece({"content": piece})
+        elif isinstance(turn, Comments):
+            await self._comments(turn)
         elif isinstance(turn, Malformed):
             for piece in turn.pieces:
                 await self._piece({"content": piece})
@@ -598,6 +611,14 @@ class _Reply:
             },
             dumps=_dumps,
         )
+
+    async def _comments(self, turn: Comments) -> None:
+        assert self.resp is not None and self.server._stop is not None
+        stop = self.server._stop
+        while not stop.is_set():
+            await self.resp.write(b": ping\n\n")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), turn.every)
 
     async def _raw(self, turn: Raw) -> web.StreamResponse:
         headers = {"Server": "llama.cpp", "Content-Type": turn.content_type}

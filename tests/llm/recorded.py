@@ -1,4 +1,4 @@
-"""Read the recorded llama-server traffic in shared/fixtures/llama-server/ (see its README)."""
+"""Read the recorded llama-server traffic in tests/fixtures/llama-server/ (see tests/fixtures/README.md)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from agent.llm.sse import SSEFormatError
 
-RECORDED = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "llama-server"
+RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "llama-server"
 
 
 @dataclass

@@ -18,6 +18,7 @@ from agent.llm import (
 )
 from tests.fakes.model_server import (
     Call,
+    Comments,
     Disconnect,
     Gate,
     HttpError,
@@ -231,6 +232,31 @@ async def test_read_timeout_mid_stream(fake: ScriptedModel) -> None:
         gate.set()
         await model.close()
     assert seen == [TextDelta("one")]
+    assert len(fake.requests) == 1
+
+
+async def test_a_stream_of_only_comments_hits_the_read_timeout(fake: ScriptedModel) -> None:
+    """SSE comments keep a connection alive but are no answer: they do not reset the read timeout."""
+    fake.script(Comments(every=0.02))
+    model = OpenAICompatModel(fake.url, read_timeout=0.3, turn_timeout=60, max_retries=0)
+    try:
+        with pytest.raises(ModelError, match=r"sent no data for 0.3 s \(read timeout\)"):
+            await collect(model, request())
+    finally:
+        await model.close()
+
+
+async def test_the_turn_timeout_bounds_a_slow_answer(fake: ScriptedModel) -> None:
+    fake.script(Text("word " * 2000, delay=0.02))
+    model = OpenAICompatModel(fake.url, read_timeout=30, turn_timeout=0.5)
+    seen = []
+    try:
+        with pytest.raises(ModelError, match=r"did not finish its answer within 0.5 s \(turn timeout\)"):
+            async for event in model.stream(request()):
+                seen.append(event)
+    finally:
+        await model.close()
+    assert seen and all(isinstance(e, TextDelta) for e in seen)
     assert len(fake.requests) == 1
 
 

@@ -36,7 +36,7 @@ async def test_text_stream(llama: OpenAICompatModel) -> None:
 
 
 async def test_named_tool_choice_is_forced_by_json_schema(llama: OpenAICompatModel) -> None:
-    # The model never starts a call by itself (see shared/models/README.md): this is the fallback.
+    # The model never starts a call by itself (see models/README.md): this is the fallback.
     req = request(tools=[CITY], tool_choice={"type": "function", "function": {"name": "get_weather"}},
                   max_tokens=300, temperature=0)  # fmt: skip
     done = (await collect(llama, req))[-1]

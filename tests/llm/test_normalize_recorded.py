@@ -1,4 +1,4 @@
-"""The normaliser on every recorded llama-server chat answer (shared/fixtures/llama-server/)."""
+"""The normaliser on every recorded llama-server chat answer (tests/fixtures/llama-server/)."""
 
 from __future__ import annotations
 

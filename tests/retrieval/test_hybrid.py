@@ -1,7 +1,7 @@
 """Hybrid (BM25 + embeddings) ranking and the OpenAI-compatible embeddings client.
 
 The embeddings server is a real aiohttp server on loopback that answers in llama-server's wire format
-(``/work/shared/fixtures/llama-server/70_embeddings.txt``).
+(llama-server's ``/v1/embeddings``).
 """
 
 from __future__ import annotations
