@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from agent import metrics as prom
+from agent import web as playground
 from agent.api import (
     assistants,
     containers,
@@ -67,7 +68,7 @@ log = logging.getLogger(__name__)
 def _auth_middleware(keys: list[str], open_paths: tuple[str, ...] = ("/health",)) -> Any:
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in open_paths:
+        if request.path in open_paths or playground.is_public(request.path):
             return await handler(request)
         header = request.headers.get("Authorization", "")
         key = header[7:].strip() if header[:7].lower() == "bearer " else ""
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None, model: ChatModel | None = None)
     for module in (responses, conversations):
         app.router.add_routes(module.routes)
     app.router.add_routes(containers.routes)
+    app.router.add_routes(playground.routes)  # the playground page, served without a key
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.insert(0, _managed_model_ctx)  # first: later contexts use the model server's URL
     app.cleanup_ctx.append(_model_ctx(model))
