@@ -17,6 +17,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from docker.types import LogConfig, Mount, Ulimit
 
 from . import kernel
 from .errors import SandboxUnavailable
+from .hostview import HostView, container_state
 from .limits import Limits
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,8 @@ class BoxSpec:
     attach: bool = False
     """Talk to the kernel over the container's attached stdin/stdout instead of a Unix socket."""
     preload: tuple[str, ...] = DEFAULT_PRELOAD
+    host: HostView = HostView()
+    """Where this process runs relative to the engine (see hostview.py)."""
 
     def labels(self) -> dict[str, str]:
         return {
@@ -71,6 +75,7 @@ class BoxSpec:
             f"{self.label_prefix}.created": str(int(time.time())),
             f"{self.label_prefix}.host": socket.gethostname(),
             f"{self.label_prefix}.pid": str(os.getpid()),
+            **self.host.owner_labels(self.label_prefix),
         }
 
 
@@ -85,6 +90,7 @@ class Box:
     volumes: list[str] = field(default_factory=list)
     oom_file: str | None = None
     created: float = field(default_factory=time.monotonic)
+    host: HostView = HostView()
 
     @property
     def socket_path(self) -> str:
@@ -173,7 +179,7 @@ def create_box(client: docker.DockerClient, spec: BoxSpec) -> Box:
             stdin_open=spec.attach,
             init=False,
         )
-        return Box(name, container, "", "", volumes)
+        return Box(name, container, "", "", volumes, host=spec.host)
     except Exception as exc:
         destroy_box(client, name, volumes, container)
         if isinstance(exc, docker.errors.ImageNotFound):
@@ -188,17 +194,27 @@ def start_box(client: docker.DockerClient, box: Box) -> None:
     try:
         box.container.start()
         box.container.reload()
-        box.kernel_dir, box.data_dir = (client.volumes.get(v).attrs["Mountpoint"] for v in box.volumes)
+        mountpoints = [str(client.volumes.get(v).attrs["Mountpoint"]) for v in box.volumes]
     except docker.errors.DockerException as exc:
         destroy_box(client, box.name, box.volumes, box.container)
         raise SandboxUnavailable(f"could not start a sandbox container: {exc}") from exc
+    kernel_dir, data_dir = (box.host.local_path(p) for p in mountpoints)
+    if kernel_dir is None or data_dir is None:
+        destroy_box(client, box.name, box.volumes, box.container)
+        raise SandboxUnavailable(f"the sandbox volumes {mountpoints} are not visible from this container")
+    box.kernel_dir, box.data_dir = kernel_dir, data_dir
     box.oom_file = _oom_file(box.container)
 
 
 def _oom_file(container: Container) -> str | None:
-    """Find the container's memory cgroup on this host (v1 ``memory.oom_control`` or v2 ``memory.events``)."""
+    """Find the container's memory cgroup on this host (v1 ``memory.oom_control`` or v2 ``memory.events``).
+
+    None when this process does not see it: State.Pid is a pid of the engine's host, so in another pid
+    namespace (a containerised service) ``/proc/<pid>`` is absent or an unrelated process of our own; a
+    cgroup path must name the container to count."""
     pid = container.attrs.get("State", {}).get("Pid")
-    if not pid:
+    cid = container.id or ""
+    if not pid or len(cid) < 12:
         return None
     try:
         with open(f"/proc/{pid}/cgroup", encoding="ascii") as fh:
@@ -207,6 +223,8 @@ def _oom_file(container: Container) -> str | None:
         return None
     for line in lines:
         _, controllers, path = line.split(":", 2)
+        if cid not in path or "/.." in path:
+            continue
         if "memory" in controllers.split(","):
             candidate = f"/sys/fs/cgroup/memory{path}/memory.oom_control"
         elif controllers == "":
@@ -254,9 +272,21 @@ def destroy_box(
             log.warning("could not remove sandbox volume %s: %s", vol, exc)
 
 
-def _orphaned(labels: dict[str, str] | None, label_prefix: str) -> bool:
-    """Left behind by a process that is gone: another live service on this engine keeps its sandboxes."""
+OwnerLookup = Callable[[str], str | None]
+
+
+def _orphaned(labels: dict[str, str] | None, label_prefix: str, view: HostView, started: OwnerLookup) -> bool:
+    """Left behind by a process that is gone: another live service on this engine keeps its sandboxes.
+
+    ``started(container_id)`` is the start time of a running container, None if it is not running."""
     labels = labels or {}
+    owner = labels.get(f"{label_prefix}.container")
+    if owner:
+        if started(owner) != labels.get(f"{label_prefix}.started"):
+            return True  # the service's container is gone, stopped, or was restarted since
+        if owner != view.container_id:
+            return False  # a live service in another container
+        # our own container in this incarnation: its pids are ours, go on below
     host, pid = labels.get(f"{label_prefix}.host"), labels.get(f"{label_prefix}.pid")
     if host != socket.gethostname() or not (pid or "").isdigit():
         return host is None  # unlabelled leftovers are ours to sweep; another host's are not
@@ -269,18 +299,39 @@ def _orphaned(labels: dict[str, str] | None, label_prefix: str) -> bool:
     return False
 
 
-def sweep(client: docker.DockerClient, label_prefix: str) -> int:
+def _start_times(client: docker.DockerClient) -> OwnerLookup:
+    """Memoised: when a container runs, its State.StartedAt; None if it is gone or stopped. Engine errors
+    propagate (sweep then keeps everything: nothing is removed on a guess)."""
+    cache: dict[str, str | None] = {}
+
+    def started(container_id: str) -> str | None:
+        if container_id not in cache:
+            attrs = container_state(client, container_id)
+            state = attrs.get("State") if attrs else None
+            running = isinstance(state, dict) and state.get("Running")
+            cache[container_id] = (
+                str(state.get("StartedAt", "")) if running and isinstance(state, dict) else None
+            )
+        return cache[container_id]
+
+    return started
+
+
+def sweep(client: docker.DockerClient, label_prefix: str, view: HostView = HostView()) -> int:  # noqa: B008
     """Remove the containers and volumes carrying ``<label_prefix>.managed`` whose owning process is gone;
     returns how many containers."""
     selector = {"label": f"{label_prefix}.managed=1"}
+    started = _start_times(client)
     containers = [
-        c for c in client.containers.list(all=True, filters=selector) if _orphaned(c.labels, label_prefix)
+        c
+        for c in client.containers.list(all=True, filters=selector)
+        if _orphaned(c.labels, label_prefix, view, started)
     ]
     for c in containers:
         with contextlib.suppress(docker.errors.DockerException):
             c.remove(force=True, v=True)
     for vol in client.volumes.list(filters=selector):
-        if _orphaned(vol.attrs.get("Labels"), label_prefix):
+        if _orphaned(vol.attrs.get("Labels"), label_prefix, view, started):
             with contextlib.suppress(docker.errors.DockerException):
                 vol.remove(force=True)
     return len(containers)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import time
@@ -23,6 +24,7 @@ from typing import Any
 import docker
 import docker.errors
 
+from . import hostview
 from .container import DEFAULT_PRELOAD, BoxSpec, create_box, destroy_box, sweep
 from .errors import SandboxError, SandboxUnavailable, SessionClosed
 from .limits import Limits
@@ -65,7 +67,8 @@ class SandboxManager:
     ) -> None:
         """``transport``: "socket" (Unix socket on a volume, fastest), "attach" (stdin/stdout through the
         engine; needed for gVisor or a remote engine) or "auto" (attach for runsc, socket otherwise).
-        Note that "socket" and the file methods need this process on the engine's host, as root."""
+        Note that "socket" and the file methods need this process on the engine's host, as root (or as the
+        sandbox user), or in a container of that engine that mounts its volume directory (hostview.py)."""
         if transport not in ("auto", "socket", "attach"):
             raise ValueError(f"unknown transport {transport!r}")
         attach = transport == "attach" or (
@@ -108,7 +111,14 @@ class SandboxManager:
             return
         self._started = True
         client = await asyncio.to_thread(lambda: self.client)
-        removed = await asyncio.to_thread(sweep, client, self.label_prefix)
+        view = await asyncio.to_thread(hostview.detect, client)
+        if view.containerised:
+            root = await asyncio.to_thread(hostview.volume_root, client)
+            if problem := view.volumes_problem(root):
+                raise SandboxUnavailable(problem)
+            log.info("running in container %s of the sandbox engine", (view.container_id or "")[:12])
+        self._spec = dataclasses.replace(self._spec, host=view)
+        removed = await asyncio.to_thread(sweep, client, self.label_prefix, view)
         if removed:
             log.info("removed %d leftover sandbox containers", removed)
         self._spawn(self._refill_loop())

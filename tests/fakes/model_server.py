@@ -278,8 +278,11 @@ class ScriptedModel:
         api_key: str | None = None,
         n_ctx: int | None = None,
         embedding_dims: int = 64,
+        host: str = "127.0.0.1",
     ) -> None:
         self.default: Turn = default or Text("OK")
+        self.host = host
+        """Listen address: loopback, or e.g. the Docker bridge's gateway for a service in a container."""
         self.model_name = model_name
         self.api_key = api_key
         self.n_ctx = n_ctx
@@ -305,7 +308,7 @@ class ScriptedModel:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -372,7 +375,7 @@ class ScriptedModel:
         self._stop = asyncio.Event()
         runner = web.AppRunner(self._app(), handler_cancellation=True, shutdown_timeout=1.0, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, self.host, 0)
         await site.start()
         self.port = runner.addresses[0][1]
         self._ready.set()
