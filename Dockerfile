@@ -17,7 +17,7 @@ WORKDIR /src
 COPY pyproject.toml ./
 RUN python3 -m venv /opt/agent \
     && mkdir agent sandbox && touch README.md agent/__init__.py sandbox/__init__.py \
-    && /opt/agent/bin/pip install -q . && /opt/agent/bin/pip uninstall -q -y agent \
+    && /opt/agent/bin/pip install -q '.[postgres]' && /opt/agent/bin/pip uninstall -q -y agent \
     && rm -rf README.md agent sandbox build ./*.egg-info
 COPY README.md ./
 COPY agent ./agent

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -43,6 +42,7 @@ from agent.app_keys import (
 )
 from agent.engine.bus import EventBus
 from agent.engine.executor import Executor
+from agent.engine.identity import Identity
 from agent.engine.ingest import Ingestor
 from agent.engine.loop import Env
 from agent.errors import Handler, Unauthorized, error_middleware
@@ -50,7 +50,7 @@ from agent.llm import ChatModel, OpenAICompatModel
 from agent.llm.managed import ManagedModel, ManagedModelError
 from agent.metrics import Metrics
 from agent.observe import add_request_id, observe
-from agent.retrieval import OpenAIEmbedder, SearchIndex
+from agent.retrieval import Index, OpenAIEmbedder, PgSearchIndex, SearchIndex
 from agent.settings import Settings
 from agent.store import Store
 from agent.tools import ServerTool
@@ -127,10 +127,10 @@ def create_app(settings: Settings | None = None, model: ChatModel | None = None)
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store(settings.db_url)
+    store = Store(settings.db_url, settings.data_dir / "files")
     await store.open()
     app[STORE] = store
-    files.sweep_partial_uploads(app)
+    await files.sweep_partial_uploads(app)
     yield
     await store.close()
 
@@ -167,12 +167,21 @@ async def _executor_ctx(app: web.Application) -> AsyncIterator[None]:
         max_mistakes=settings.max_model_mistakes,
         metrics=app[METRICS],
     )
-    executor = Executor(app[STORE], app[BUS], env, lease_seconds=settings.lease_seconds)
+    identity = Identity.claim(settings.data_dir, settings.instance_id)
+    executor = Executor(
+        app[STORE],
+        app[BUS],
+        env,
+        instance=identity.name,
+        lease_seconds=settings.lease_seconds,
+        max_runs=settings.max_runs,
+    )
     app[EXECUTOR] = executor
     app[THREAD_DELETED].append(executor.thread_deleted)
     await executor.start()
     yield
     await executor.close()
+    identity.release()
 
 
 async def _managed_model_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -238,9 +247,14 @@ async def _embedder(settings: Settings) -> OpenAIEmbedder | None:
 
 async def _ingest_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    index = SearchIndex(settings.data_dir / "search.db", embedder=await _embedder(settings))
+    embedder = await _embedder(settings)
+    index: Index = (
+        SearchIndex(settings.data_dir / "search.db", embedder=embedder)
+        if app[STORE].sqlite
+        else PgSearchIndex(app[STORE].engine, embedder=embedder)  # shared by every replica
+    )
     await index.open()
-    ingestor = Ingestor(app[STORE], index, files.files_dir(app))
+    ingestor = Ingestor(app[STORE], index)
     app[INGESTOR] = ingestor
     app[FILE_DELETED].append(ingestor.file_deleted)
     await ingestor.start()
@@ -278,11 +292,7 @@ async def _tools_ctx(app: web.Application) -> AsyncIterator[None]:
         return await files.save_bytes(app, who, filename, data)
 
     async def load(who: str, file_id: str) -> tuple[str, bytes] | None:
-        obj = await app[STORE].get("file", file_id, who)
-        path = files.file_path(app, file_id)
-        if obj is None or not path.exists():
-            return None
-        return obj["filename"], await asyncio.to_thread(path.read_bytes)
+        return await files.load_bytes(app, who, file_id)
 
     tools: dict[str, ServerTool] = {
         "calculator": CalculatorTool(calculator),
@@ -304,11 +314,7 @@ async def _containers_ctx(app: web.Application) -> AsyncIterator[None]:
     settings, tools = app[SETTINGS], app[TOOLS]
 
     async def load(who: str, file_id: str) -> tuple[str, bytes] | None:
-        obj = await app[STORE].get("file", file_id, who)
-        path = files.file_path(app, file_id)
-        if obj is None or not path.exists():
-            return None
-        return obj["filename"], await asyncio.to_thread(path.read_bytes)
+        return await files.load_bytes(app, who, file_id)
 
     policy = ContainerPolicy(
         revive=settings.container_revive,

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     """Seconds of silence on an event stream before a keep-alive comment is sent."""
     max_run_turns: int = Field(default=25, ge=1)
     """Cap on model calls within one run."""
+    instance_id: str | None = None
+    """This replica's stable name (its runs resume at once when it restarts); kept in the data
+    directory when unset."""
+    max_runs: int = Field(default=64, ge=1)
+    """Runs one replica executes at once; further polled runs stay queued for any replica with room."""
 
     # -- a managed model server -------------------------------------------------------------------------
     model_file: Path | None = None

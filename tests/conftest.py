@@ -19,6 +19,7 @@ from aiohttp import web
 from agent.app import create_app
 from agent.settings import Settings
 from tests.fakes.model_server import ScriptedModel
+from tests.postgres import cluster, fresh_database
 
 
 def free_port() -> int:
@@ -96,10 +97,27 @@ def make_settings(tmp: Path, **overrides: Any) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def spine(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def postgres() -> Iterator[str]:
+    """The admin URL of a real PostgreSQL cluster (see tests/postgres.py)."""
+    yield from cluster()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The store the API services below use: SQLite in their data directory, or a fresh PostgreSQL
+    database (each test using them runs against both)."""
+    if request.param == "sqlite":
+        return {}
+    return {"database_url": fresh_database(request.getfixturevalue("postgres"))}
+
+
+@pytest.fixture(scope="session")
+def spine(
+    loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory, backend: dict[str, Any]
+) -> Iterator[LiveServer]:
     """A service with two accepted keys (for isolation tests) and no model behind it."""
     settings = make_settings(
-        tmp_path_factory.mktemp("spine"), api_keys="sk-test,sk-other", max_body_bytes=1024 * 1024
+        tmp_path_factory.mktemp("spine"), api_keys="sk-test,sk-other", max_body_bytes=1024 * 1024, **backend
     )
     yield from serve(loop_thread, settings)
 
@@ -152,10 +170,15 @@ def scripted() -> Iterator[ScriptedModel]:
 
 @pytest.fixture(scope="session")
 def engine_server(
-    loop_thread: LoopThread, scripted: ScriptedModel, tmp_path_factory: pytest.TempPathFactory
+    loop_thread: LoopThread,
+    scripted: ScriptedModel,
+    tmp_path_factory: pytest.TempPathFactory,
+    backend: dict[str, Any],
 ) -> Iterator[LiveServer]:
-    """A service whose model is the scripted fake (no sandbox)."""
-    settings = make_settings(tmp_path_factory.mktemp("engine"), model_url=scripted.url, sse_keepalive=0.2)
+    """A service whose model is the scripted fake (no sandbox), on each backend."""
+    settings = make_settings(
+        tmp_path_factory.mktemp("engine"), model_url=scripted.url, sse_keepalive=0.2, **backend
+    )
     yield from serve(loop_thread, settings)
 
 

@@ -122,7 +122,10 @@ async def create_file(request: web.Request) -> web.Response:
         async for part in reader:
             if isinstance(part, BodyPartReader) and part.name == "file" and filename is None:
                 filename = part.filename or "upload"
-                size = await _receive(part, tmp, limit)
+                with tmp.open("wb") as out:
+                    async for chunk in _receive(part, limit):
+                        out.write(chunk)
+                        size += len(chunk)
         if filename is None:
             raise InvalidRequest("Missing required parameter: 'file'.", param="file")
         return web.json_response(await svc.add_file(who, obj["id"], filename, tmp, size, "user"))

@@ -1,14 +1,14 @@
-"""/v1/files: multipart upload (streamed to disk, size-capped), list, retrieve, content, delete.
+"""/v1/files: multipart upload (streamed, size-capped), list, retrieve, content, delete.
 
-Bytes are written to a temporary file and renamed into place only when complete, and the row is
-inserted after that: a server that dies mid-upload never serves a half-written file.
+Bytes go to the store's blobs (agent/store/blobs.py: the database on PostgreSQL, the data directory
+with SQLite) as they arrive, and the row is inserted only once they are all there: a server that dies
+mid-upload never serves a half-written file.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
-from pathlib import Path
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import BodyPartReader, web
@@ -16,22 +16,14 @@ from aiohttp import BodyPartReader, web
 from agent.api.common import deleted, list_query, new_id, now, owner, page_response, store
 from agent.app_keys import FILE_DELETED, SETTINGS, STORE
 from agent.errors import InvalidRequest, PayloadTooLarge, not_found
-from agent.store import Store
 
 routes = web.RouteTableDef()
 UPLOAD_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 CHUNK = 1 << 16
 
 
-def files_dir(app: web.Application) -> Path:
-    path = app[SETTINGS].data_dir / "files"
-    (path / "tmp").mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def sweep_partial_uploads(app: web.Application) -> None:
-    for leftover in (files_dir(app) / "tmp").iterdir():
-        leftover.unlink(missing_ok=True)
+async def sweep_partial_uploads(app: web.Application) -> None:
+    await app[STORE].blobs.sweep()
 
 
 def file_object(
@@ -55,31 +47,29 @@ async def save_bytes(
 ) -> dict[str, Any]:
     """Store bytes made on the server (code_interpreter outputs) as a File."""
     file_id = new_id("file-")
-    tmp = files_dir(app) / "tmp" / uuid.uuid4().hex
-    tmp.write_bytes(data)
-    os.replace(tmp, files_dir(app) / file_id)
-    return await app_store(app).insert("file", file_object(file_id, filename, len(data), purpose), who)
+    await app[STORE].blobs.put(file_id, _pieces(data))
+    return await app[STORE].insert("file", file_object(file_id, filename, len(data), purpose), who)
 
 
-def app_store(app: web.Application) -> Store:
-    return app[STORE]
+async def load_bytes(app: web.Application, who: str, file_id: str) -> tuple[str, bytes] | None:
+    """A File's name and bytes (for the sandbox), or None."""
+    obj = await app[STORE].get("file", file_id, who)
+    data = await app[STORE].blobs.read(file_id) if obj is not None else None
+    return (obj["filename"], data) if obj is not None and data is not None else None
 
 
-def file_path(app: web.Application, file_id: str) -> Path:
-    return files_dir(app) / file_id
+async def _pieces(data: bytes) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), CHUNK):
+        yield data[i : i + CHUNK]
 
 
-async def _receive(part: BodyPartReader, dest: Path, limit: int) -> int:
+async def _receive(part: BodyPartReader, limit: int) -> AsyncIterator[bytes]:
     size = 0
-    with dest.open("wb") as out:
-        while chunk := await part.read_chunk(CHUNK):
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"File is too large: the limit is {limit} bytes.", param="file")
-            out.write(chunk)
-        out.flush()
-        os.fsync(out.fileno())
-    return size
+    while chunk := await part.read_chunk(CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"File is too large: the limit is {limit} bytes.", param="file")
+        yield chunk
 
 
 @routes.post("/v1/files")
@@ -91,7 +81,7 @@ async def create(request: web.Request) -> web.Response:
         raise InvalidRequest("Expected a multipart/form-data body with 'file' and 'purpose'.")
     fields: dict[str, str] = {}
     file_id, filename, size = new_id("file-"), None, 0
-    tmp = files_dir(request.app) / "tmp" / uuid.uuid4().hex
+    blobs = store(request).blobs
     try:
         reader = await request.multipart()
         async for part in reader:
@@ -99,7 +89,7 @@ async def create(request: web.Request) -> web.Response:
                 continue
             if part.name == "file":
                 filename = part.filename or "upload"
-                size = await _receive(part, tmp, limit)
+                size = await blobs.put(file_id, _receive(part, limit))
             elif part.name:
                 fields[part.name] = (await part.read(decode=True)).decode("utf-8", "replace")
         purpose = fields.get("purpose")
@@ -117,9 +107,9 @@ async def create(request: web.Request) -> web.Response:
             except ValueError:
                 raise InvalidRequest("Invalid 'expires_after[seconds]'.", param="expires_after") from None
             expires_at = now() + seconds
-        os.replace(tmp, file_path(request.app, file_id))
-    finally:
-        tmp.unlink(missing_ok=True)
+    except BaseException:
+        await asyncio.shield(blobs.delete(file_id))
+        raise
     obj = file_object(file_id, filename, size, purpose, expires_at)
     return web.json_response(await store(request).insert("file", obj, owner(request), status=purpose))
 
@@ -149,16 +139,23 @@ async def retrieve(request: web.Request) -> web.Response:
 @routes.get("/v1/files/{file_id}/content")
 async def content(request: web.Request) -> web.StreamResponse:
     obj = await get_file(request, request.match_info["file_id"])
-    path = file_path(request.app, obj["id"])
-    if not path.exists():
+    blobs = store(request).blobs
+    if not await blobs.exists(obj["id"]):
         raise not_found("file", obj["id"])
-    return web.FileResponse(
-        path,
-        headers={
-            "Content-Disposition": f'attachment; filename="{obj["filename"]}"',
-            "Content-Type": "application/octet-stream",
-        },
-    )
+    headers = {
+        "Content-Disposition": f'attachment; filename="{obj["filename"]}"',
+        "Content-Type": "application/octet-stream",
+    }
+    path = blobs.path(obj["id"])
+    if path is not None:
+        return web.FileResponse(path, headers=headers)
+    response = web.StreamResponse(headers=headers)
+    response.content_length = obj["bytes"]
+    await response.prepare(request)
+    async for chunk in blobs.chunks(obj["id"]):
+        await response.write(chunk)
+    await response.write_eof()
+    return response
 
 
 @routes.delete("/v1/files/{file_id}")
@@ -166,7 +163,7 @@ async def delete(request: web.Request) -> web.Response:
     file_id = request.match_info["file_id"]
     if not await store(request).delete("file", file_id, owner(request)):
         raise not_found("file", file_id)
-    file_path(request.app, file_id).unlink(missing_ok=True)
+    await store(request).blobs.delete(file_id)
     for hook in request.app[FILE_DELETED]:
         await hook(owner(request), file_id)
     return deleted(file_id, "file")

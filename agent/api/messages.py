@@ -14,6 +14,7 @@ from agent.api.common import (
     deleted,
     get_or_404,
     list_query,
+    now,
     owner,
     page_response,
     parse,
@@ -99,9 +100,13 @@ async def create(request: web.Request) -> web.Response:
     body = await parse(request, MessageCreate)
     msg = from_request(thread_id, body)
     async with store(request).write() as conn:
+        await db.lock(
+            conn, "thread", thread_id
+        )  # a run starting meanwhile waits, and so does the next message
         run_id = await db.active_run(conn, thread_id)
         if run_id is not None:
             raise InvalidRequest(f"Can't add messages to {thread_id} while a run {run_id} is active.")
+        msg["created_at"] = now()  # in the order they are written
         await insert(conn, msg, owner(request))
     await attach_thread_files(request, thread_id, msg["attachments"])
     return web.json_response(msg)

@@ -10,8 +10,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agent.api import hosted_tools
-from agent.api.common import Metadata, get_or_404
-from agent.api.files import file_path
+from agent.api.common import Metadata, get_or_404, store
 from agent.domain import new_id
 from agent.engine import items
 from agent.errors import InvalidRequest, NotFound
@@ -208,9 +207,10 @@ async def _part(request: web.Request, part: Any, role: str, param: str) -> dict[
 
 
 async def _file_text(request: web.Request, file_id: str, filename: str) -> str:
-    path = file_path(request.app, file_id)
     try:
-        data = await asyncio.to_thread(path.read_bytes)
+        data = await store(request).blobs.read(file_id)
+        if data is None:
+            raise FileNotFoundError(file_id)
         return (await asyncio.to_thread(extract_text, data, filename))[:MAX_FILE_TEXT]
     except Exception:
         return "(the file's text could not be read)"

@@ -143,7 +143,13 @@ async def create(request: web.Request) -> web.StreamResponse:
                     resp["_after"] = await append_input(conn, who, thread["id"], resp["id"], given)
                 if rec.persist:
                     await db.insert(
-                        conn, "run", resp, who, parent=rec.conversation, run_id="response", **executor.lease()
+                        conn,
+                        "run",
+                        resp,
+                        who,
+                        parent=rec.conversation,
+                        run_id="response",
+                        **executor.lease(resp["id"]),
                     )
         except IntegrityError:  # the conversation's lock: one active run or response at a time
             active = await store(request).active_run(thread["id"]) if thread else None

@@ -195,11 +195,11 @@ async def create(request: web.Request) -> web.StreamResponse:
     extra = [messages.from_request(thread_id, m) for m in body.additional_messages or []]
     try:
         async with store(request).write() as conn:
+            await db.lock(conn, "thread", thread_id)  # a message being added meanwhile goes first
             for msg in extra:
                 await messages.insert(conn, msg, owner(request))
-            await db.insert(
-                conn, "run", run, owner(request), parent=thread_id, **request.app[EXECUTOR].lease()
-            )
+            lease = request.app[EXECUTOR].lease(run["id"], bool(body.stream))
+            await db.insert(conn, "run", run, owner(request), parent=thread_id, **lease)
     except IntegrityError:  # the one-active-run-per-thread index
         active = await store(request).active_run(thread_id)
         raise InvalidRequest(f"Thread {thread_id} already has an active run {active}.") from None
@@ -219,9 +219,8 @@ async def create_and_run(request: web.Request) -> web.StreamResponse:
         thread_body.tool_resources = body.tool_resources
     thread = await create_thread(request, thread_body)
     run = new_run(request, thread["id"], assistant, body)
-    await store(request).insert(
-        "run", run, owner(request), parent=thread["id"], **request.app[EXECUTOR].lease()
-    )
+    lease = request.app[EXECUTOR].lease(run["id"], bool(body.stream))
+    await store(request).insert("run", run, owner(request), parent=thread["id"], **lease)
     return await _start(
         request, run, bool(body.stream), _created(run), assistant, thread, [("thread.created", thread)]
     )
@@ -258,7 +257,7 @@ async def modify(request: web.Request) -> web.Response:
     body = await parse(request, RunUpdate)
     m = request.match_info
     async with store(request).write() as conn:
-        run = await db.get(conn, "run", m["run_id"], owner(request), m["thread_id"])
+        run = await db.get(conn, "run", m["run_id"], owner(request), m["thread_id"], lock=True)
         if run is None:
             raise not_found("run", m["run_id"])
         if "metadata" in body.model_fields_set:
@@ -272,13 +271,17 @@ async def cancel(request: web.Request) -> web.Response:
     await _run(request)
     m = request.match_info
     async with store(request).write() as conn:
-        run = await db.get(conn, "run", m["run_id"], owner(request), m["thread_id"])
+        # the row stays locked until the transition is written, and the transition is conditional:
+        # a cancel and the leg's own writes (or a second cancel, through another replica) never interleave
+        run = await db.get(conn, "run", m["run_id"], owner(request), m["thread_id"], lock=True)
         if run is None:
             raise not_found("run", m["run_id"])
-        if run["status"] in (*TERMINAL, "cancelling"):
-            raise InvalidRequest(f"Cannot cancel run with status '{run['status']}'.")
+        was = run["status"]
+        if was in (*TERMINAL, "cancelling"):
+            raise InvalidRequest(f"Cannot cancel run with status '{was}'.")
         run["status"] = "cancelling"
-        await db.update(conn, "run", run, owner(request), m["thread_id"])
+        if not await db.update(conn, "run", run, owner(request), m["thread_id"], expect_status=was):
+            raise InvalidRequest(f"Cannot cancel run with status '{was}': it changed meanwhile.")
     rec = RunRecorder(store(request), request.app[BUS], dict(run), owner(request))
     rec.publish("thread.run.cancelling", run)
     await request.app[EXECUTOR].stop(rec, "cancelled")
@@ -291,7 +294,7 @@ async def submit_tool_outputs(request: web.Request) -> web.StreamResponse:
     body = await parse(request, SubmitToolOutputs)
     m, who = request.match_info, owner(request)
     async with store(request).write() as conn:
-        run = await db.get(conn, "run", m["run_id"], who, m["thread_id"])
+        run = await db.get(conn, "run", m["run_id"], who, m["thread_id"], lock=True)  # see cancel
         if run is None:
             raise not_found("run", m["run_id"])
         if run["status"] != "requires_action":
@@ -310,7 +313,11 @@ async def submit_tool_outputs(request: web.Request) -> web.StreamResponse:
         step.update(status="completed", completed_at=now())
         await db.update(conn, "step", step, who, m["thread_id"])
         run.update(status="queued", required_action=None)
-        await db.update(conn, "run", run, who, m["thread_id"], **request.app[EXECUTOR].lease())
+        lease = request.app[EXECUTOR].lease(run["id"], bool(body.stream))
+        if not await db.update(
+            conn, "run", run, who, m["thread_id"], expect_status="requires_action", **lease
+        ):  # only one of two concurrent submissions continues the run
+            raise InvalidRequest('Runs in status "queued" do not accept tool outputs.')
     events = [("thread.run.step.completed", step), ("thread.run.queued", run)]
     return await _start(request, run, bool(body.stream), events)
 

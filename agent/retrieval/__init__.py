@@ -24,7 +24,10 @@ from .embed import Embedder, EmbeddingError, EmbeddingsUnavailable, OpenAIEmbedd
 from .extract import SUPPORTED_EXTENSIONS, ExtractionError, InvalidFile, UnsupportedFile, extract_text
 from .filters import InvalidFilter, matches_filter, validate_filter
 from .index import Hit, SearchIndex
+from .pg_index import PgSearchIndex
 from .query import build_match_query
+
+Index = SearchIndex | PgSearchIndex  # SQLite's FTS5 file, or PostgreSQL's full-text search (replicas)
 
 __all__ = [
     "AUTO_CHUNK_OVERLAP_TOKENS",
@@ -37,10 +40,12 @@ __all__ = [
     "EmbeddingsUnavailable",
     "ExtractionError",
     "Hit",
+    "Index",
     "InvalidChunkingStrategy",
     "InvalidFile",
     "InvalidFilter",
     "OpenAIEmbedder",
+    "PgSearchIndex",
     "SearchIndex",
     "UnsupportedFile",
     "build_match_query",

@@ -15,9 +15,11 @@ import functools
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from agent.domain import RUN_ACTIVE, RUN_RESUMABLE
@@ -82,29 +84,51 @@ class Page:
 
 
 class Store:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, files_dir: Path | None = None) -> None:
+        """``files_dir``: where file bytes go with SQLite (next to the database file by default); on
+        PostgreSQL they are kept in the database, like everything else."""
+        from agent.store.blobs import Blobs, DatabaseBlobs, DiskBlobs
+
         self.url = url
         self.sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {}
         if self.sqlite:
-            kwargs["connect_args"] = {"timeout": 30}
-        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
-        if self.sqlite:
+            args: dict[str, Any] = {"connect_args": {"timeout": 30}}
+            self.engine: AsyncEngine = create_async_engine(url, **args)
+            # writes begin IMMEDIATE: a transaction that reads then writes never meets a stale snapshot,
+            # also when several processes share the file
+            self.writer: AsyncEngine = create_async_engine(url, **args)
             sa.event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-        # SQLite has one writer at a time; serialising our own writes avoids "database is locked".
-        self._write_lock = asyncio.Lock()
+            sa.event.listen(self.writer.sync_engine, "connect", _sqlite_writer)
+            sa.event.listen(self.writer.sync_engine, "begin", _sqlite_begin_immediate)
+            self.leases: AsyncEngine = self.writer
+        else:
+            self.engine = self.writer = create_async_engine(url, pool_size=10, max_overflow=20)
+            # lease renewals never wait behind requests for a connection
+            self.leases = create_async_engine(url, pool_size=1, max_overflow=1)
+        # SQLite has one writer at a time: serialising this process's writes avoids "database is locked".
+        # PostgreSQL locks rows, not the database: no process-wide lock there.
+        self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.sqlite else None
+        self.blobs: Blobs = (
+            DiskBlobs(files_dir or Path(make_url(url).database or ".").resolve().parent / "files")
+            if self.sqlite
+            else DatabaseBlobs(self)
+        )
 
     async def open(self) -> None:
-        async with self.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
+        """Create or upgrade the schema (Alembic migrations; see agent/store/schema.py)."""
+        from agent.store import schema
+
+        async with self.writer.begin() as conn:
+            await conn.run_sync(schema.upgrade)
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        for engine in {self.engine, self.writer, self.leases}:
+            await engine.dispose()
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """One transaction; the unit in which a check and the write it guards happen together."""
-        async with self._write_lock, self.engine.begin() as conn:
+        async with self._write_lock or contextlib.nullcontext(), self.writer.begin() as conn:
             yield conn
 
     # --- reads -------------------------------------------------------------------------------
@@ -163,44 +187,6 @@ class Store:
             rows = await conn.execute(sa.select(t.c.data).where(t.c.status.in_(statuses)).order_by(t.c.seq))
             return [json.loads(r[0]) for r in rows]
 
-    async def claim_runs(
-        self, instance: str, now: int, until: int
-    ) -> builtins.list[tuple[str, dict[str, Any]]]:
-        """Take the lease of every resumable run whose lease is free or has lapsed (its replica is gone);
-        returns (owner, run) of those taken. Atomic: two replicas never take the same run."""
-        t = TABLES["run"]
-        free = sa.or_(t.c.lease.is_(None), t.c.lease_until < now)
-        q = sa.select(t.c.id, t.c.owner, t.c.data).where(t.c.status.in_(RESUMABLE_RUN), free)
-        async with self.write() as conn:
-            rows = (await conn.execute(q.with_for_update(skip_locked=True))).all()
-            if rows:
-                ids = [r[0] for r in rows]
-                await conn.execute(
-                    sa.update(t).where(t.c.id.in_(ids)).values(lease=instance, lease_until=until)
-                )
-        return [(owner, json.loads(data)) for _, owner, data in rows]
-
-    async def renew_leases(self, instance: str, until: int) -> builtins.list[dict[str, Any]]:
-        """Extend this replica's leases; returns its runs that another replica asked to cancel."""
-        t = TABLES["run"]
-        async with self.write() as conn:
-            await conn.execute(sa.update(t).where(t.c.lease == instance).values(lease_until=until))
-            rows = await conn.execute(
-                sa.select(t.c.data).where(t.c.lease == instance, t.c.status == "cancelling")
-            )
-            return [json.loads(r[0]) for r in rows]
-
-    async def release_leases(self, instance: str) -> None:
-        t = TABLES["run"]
-        async with self.write() as conn:
-            await conn.execute(sa.update(t).where(t.c.lease == instance).values(lease=None, lease_until=None))
-
-    async def lease_of(self, run_id: str) -> tuple[str | None, int | None]:
-        t = TABLES["run"]
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(sa.select(t.c.lease, t.c.lease_until).where(t.c.id == run_id))).first()
-        return (row[0], row[1]) if row else (None, None)
-
     async def count_by(self, kind: str, owner: str, parent: str, run_id: str | None = None) -> dict[str, int]:
         t = TABLES[kind]
         q = sa.select(t.c.status, sa.func.count()).where(t.c.owner == owner, t.c.parent == parent)
@@ -257,28 +243,47 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _sqlite_writer(dbapi_conn: Any, record: Any) -> None:
+    _sqlite_pragmas(dbapi_conn, record)
+    dbapi_conn.isolation_level = None  # the driver's own BEGIN is replaced by _sqlite_begin_immediate
+
+
+def _sqlite_begin_immediate(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 # --- statement helpers usable inside a Store.write() transaction ----------------------------------
 @functools.cache
-def _get_stmt(kind: str, by_parent: bool) -> sa.Select[Any]:
+def _get_stmt(kind: str, by_parent: bool, lock: bool = False) -> sa.Select[Any]:
     """Hot statements are built once, with bind parameters (the compiled form is cached by SQLAlchemy)."""
     t = TABLES[kind]
     q = sa.select(t.c.data).where(t.c.id == sa.bindparam("id"), t.c.owner == sa.bindparam("owner"))
-    return q.where(t.c.parent == sa.bindparam("parent")) if by_parent else q
+    q = q.where(t.c.parent == sa.bindparam("parent")) if by_parent else q
+    return q.with_for_update() if lock else q
 
 
 @functools.cache
-def _update_stmt(kind: str, by_parent: bool, columns: tuple[str, ...]) -> sa.Update:
+def _update_stmt(kind: str, by_parent: bool, columns: tuple[str, ...], expect: bool = False) -> sa.Update:
     t = TABLES[kind]
     q = sa.update(t).where(t.c.id == sa.bindparam("_id"), t.c.owner == sa.bindparam("_owner"))
     q = q.where(t.c.parent == sa.bindparam("_parent")) if by_parent else q
+    q = q.where(t.c.status == sa.bindparam("_expect")) if expect else q
     return q.values({c: sa.bindparam(c) for c in columns})
 
 
 async def get(
-    conn: AsyncConnection, kind: str, object_id: str, owner: str, parent: str | None = None
+    conn: AsyncConnection,
+    kind: str,
+    object_id: str,
+    owner: str,
+    parent: str | None = None,
+    *,
+    lock: bool = False,
 ) -> dict[str, Any] | None:
+    """``lock``: the row stays locked until the transaction ends (``FOR UPDATE``; SQLite's write
+    transactions already hold the whole database)."""
     params = {"id": object_id, "owner": owner, "parent": parent}
-    raw = await conn.scalar(_get_stmt(kind, parent is not None), params)
+    raw = await conn.scalar(_get_stmt(kind, parent is not None, lock), params)
     return json.loads(raw) if raw is not None else None
 
 
@@ -297,13 +302,24 @@ async def insert(conn: AsyncConnection, kind: str, obj: dict[str, Any], owner: s
 
 
 async def update(
-    conn: AsyncConnection, kind: str, obj: dict[str, Any], owner: str, parent: str | None = None, **cols: Any
-) -> None:
+    conn: AsyncConnection,
+    kind: str,
+    obj: dict[str, Any],
+    owner: str,
+    parent: str | None = None,
+    *,
+    expect_status: str | None = None,
+    **cols: Any,
+) -> bool:
+    """Write the object; with ``expect_status``, only if its stored status is still that one (a
+    conditional transition). Whether a row was written."""
     values: dict[str, Any] = {"data": json.dumps(obj), **cols}
     if kind in STATUS_KINDS:
         values["status"] = obj["status"]
-    stmt = _update_stmt(kind, parent is not None, tuple(sorted(values)))
-    await conn.execute(stmt, {**values, "_id": obj["id"], "_owner": owner, "_parent": parent})
+    stmt = _update_stmt(kind, parent is not None, tuple(sorted(values)), expect_status is not None)
+    params = {**values, "_id": obj["id"], "_owner": owner, "_parent": parent, "_expect": expect_status}
+    result = await conn.execute(stmt, params)
+    return bool(result.rowcount)
 
 
 async def delete(
@@ -320,6 +336,13 @@ async def delete(
 async def delete_children(conn: AsyncConnection, kind: str, parent: str) -> None:
     t = TABLES[kind]
     await conn.execute(sa.delete(t).where(t.c.parent == parent))
+
+
+async def lock(conn: AsyncConnection, kind: str, object_id: str) -> None:
+    """Hold the object's row until the transaction ends, so that writes about it take turns (also across
+    replicas: ``FOR UPDATE`` on PostgreSQL; a SQLite write transaction holds the whole database)."""
+    t = TABLES[kind]
+    await conn.execute(sa.select(t.c.seq).where(t.c.id == object_id).with_for_update())
 
 
 async def active_run(conn: AsyncConnection, thread_id: str) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.retrieval import SearchIndex
+from agent.retrieval import Index
 from agent.tools.base import ToolContext, ToolOutput, function_schema
 
 DEFAULT_RESULTS = 5
@@ -23,7 +23,7 @@ class FileSearchTool:
     step_type = "file_search"
     input_field: str | None = None
 
-    def __init__(self, index: SearchIndex) -> None:
+    def __init__(self, index: Index) -> None:
         self.index = index
 
     def schema(self) -> dict[str, Any]:

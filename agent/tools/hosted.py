@@ -14,7 +14,6 @@ import logging
 from typing import Any
 
 from agent.domain import new_id
-from agent.retrieval import SearchIndex
 from agent.tools.base import ToolContext, ToolOutput, function_schema
 from agent.tools.code_interpreter import MAX_MODEL_OUTPUT, _logs
 from agent.tools.containers import ContainerExpired, ContainerGone, Containers, safe_name
@@ -145,9 +144,6 @@ class ContainerCodeTool:
 
 class HostedFileSearch(FileSearchTool):
     """file_search over the tool's ``vector_store_ids`` with its filters and ranking options."""
-
-    def __init__(self, index: SearchIndex) -> None:
-        super().__init__(index)
 
     async def invoke(self, arguments: dict[str, Any], ctx: ToolContext) -> ToolOutput:
         query = arguments.get("query")
