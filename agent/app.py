@@ -15,6 +15,7 @@ from agent import web as playground
 from agent.api import (
     assistants,
     body,
+    containers,
     conversations,
     expiry,
     files,
@@ -29,6 +30,7 @@ from agent.api import (
 from agent.api.common import owner_of_key
 from agent.app_keys import (
     BUS,
+    CONTAINERS,
     EXECUTOR,
     FILE_DELETED,
     INGESTOR,
@@ -59,7 +61,9 @@ from agent.tools import ServerTool
 from agent.tools.calculator import Calculator
 from agent.tools.calculator_tool import CalculatorTool
 from agent.tools.code_interpreter import CodeInterpreterTool, OutputLimits
+from agent.tools.containers import ContainerPolicy, Containers
 from agent.tools.file_search import FileSearchTool
+from agent.tools.hosted import CODE, SEARCH, ContainerCodeTool, HostedFileSearch
 from sandbox import Limits, SandboxManager
 
 log = logging.getLogger(__name__)
@@ -112,6 +116,7 @@ def create_app(settings: Settings | None = None, model: ChatModel | None = None)
         app.router.add_routes(module.routes)
     for module in (responses, conversations):
         app.router.add_routes(module.routes)
+    app.router.add_routes(containers.routes)
     app.router.add_routes(playground.routes)  # the playground page, served without a key
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.insert(0, _managed_model_ctx)  # first: later contexts use the model server's URL
@@ -119,6 +124,7 @@ def create_app(settings: Settings | None = None, model: ChatModel | None = None)
     app.cleanup_ctx.append(_model_ctx(model))
     app.cleanup_ctx.append(_ingest_ctx)
     app.cleanup_ctx.append(_tools_ctx)
+    app.cleanup_ctx.append(_containers_ctx)
     app.cleanup_ctx.append(_executor_ctx)
     app.cleanup_ctx.append(expiry.expiry_ctx)
     app.on_shutdown.append(_drain)
@@ -345,3 +351,25 @@ async def _tools_ctx(app: web.Application) -> AsyncIterator[None]:
     await calculator.close()
     if manager is not None:
         await manager.close()
+
+
+async def _containers_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Containers (the Containers API) and the Responses built-in tools that use them."""
+    settings, tools = app[SETTINGS], app[TOOLS]
+
+    async def load(who: str, file_id: str) -> tuple[str, bytes] | None:
+        return await files.load_bytes(app, who, file_id)
+
+    policy = ContainerPolicy(
+        revive=settings.container_revive,
+        memory_cap_mb=settings.container_memory_cap_mb,
+        files_per_call=settings.container_files_per_call,
+    )
+    manager = getattr(tools["code_interpreter"], "manager", None)
+    service = Containers(app[STORE], manager, settings.data_dir / "containers", policy, load)
+    app[CONTAINERS] = service
+    tools[CODE] = ContainerCodeTool(service, timeout=settings.code_timeout)
+    tools[SEARCH] = HostedFileSearch(app[INGESTOR].index)
+    service.start()
+    yield
+    await service.close()

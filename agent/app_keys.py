@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from agent.settings import Settings
     from agent.store import Store
     from agent.tools import ServerTool
+    from agent.tools.containers import Containers
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 STORE: web.AppKey[Store] = web.AppKey("store")
@@ -32,3 +33,4 @@ TOOLS: web.AppKey[dict[str, ServerTool]] = web.AppKey("tools")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 MANAGED: web.AppKey[list[ManagedModel]] = web.AppKey("managed_models")
 VALIDATOR: web.AppKey[PoolExecutor] = web.AppKey("validator")  # big request bodies are validated here
+CONTAINERS: web.AppKey[Containers] = web.AppKey("containers")

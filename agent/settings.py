@@ -126,6 +126,17 @@ class Settings(BaseSettings):
     sandbox_idle_ttl: float = Field(default=1200.0, gt=0)
     """Seconds a thread's sandbox may sit idle before it is removed (its variables and files are lost)."""
 
+    container_revive: bool = False
+    """Using an expired container starts it again with its files (the hosted API answers "Container is
+    expired")."""
+    container_memory_cap_mb: int = Field(default=1024, ge=64)
+    """A container's ``memory_limit`` (1g, 4g, …) is mapped to MiB and capped by this."""
+    container_files_per_call: int = Field(default=20, ge=0)
+    """Files one code_interpreter call in a container may add to it."""
+    public_url: str | None = None
+    """The service's URL as clients reach it (image URLs of code_interpreter outputs); the request's
+    host when unset."""
+
     @property
     def keys(self) -> list[str]:
         return [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]

@@ -345,6 +345,12 @@ class Session:
         self._check_open()
         return await self._io(fs.list_files, self._box.data_dir)
 
+    async def set_memory(self, memory_mb: int) -> None:
+        """Change the container's memory limit (memory+swap the same: no swap)."""
+        self._check_open()
+        size = f"{memory_mb}m"
+        await self._io(functools.partial(self._box.container.update, mem_limit=size, memswap_limit=size))
+
 
 def _file_list(items: Any) -> list[FileInfo]:
     """The kernel's (untrusted) list of changed files: valid names only, each once, at most MAX_LISTED.

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from agent.api import hosted_tools
 from agent.api.common import Metadata, get_or_404, store
 from agent.domain import new_id
 from agent.engine import items
@@ -26,6 +27,7 @@ class Lenient(BaseModel):
 
 
 class FunctionTool(Lenient):
+    model_config = ConfigDict(extra="allow")  # a built-in tool's own fields (agent.api.hosted_tools)
     type: str
     name: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9_-]{1,64}$")
     description: str | None = None
@@ -35,11 +37,16 @@ class FunctionTool(Lenient):
     @field_validator("type")
     @classmethod
     def _known(cls, v: str) -> str:
-        if v != "function":
-            raise ValueError(f"Invalid value: '{v}'. Supported values are: 'function'.")
+        if v != "function" and v not in hosted_tools.KINDS:
+            raise ValueError(
+                f"Invalid value: '{v}'. Supported values are: 'function', 'code_interpreter', 'file_search' "
+                "and 'mcp' (server_label 'calculator')."
+            )
         return v
 
-    def wire(self) -> dict[str, Any]:
+    def wire(self, index: int = 0) -> dict[str, Any]:
+        if self.type != "function":
+            return hosted_tools.wire(self.type, self.model_extra or {}, index)
         if self.name is None:
             raise InvalidRequest("Missing required parameter: 'tools[].name'.", param="tools")
         return {
@@ -140,7 +147,7 @@ def check_tool_choice(body: Common) -> None:
             raise InvalidRequest(
                 "Invalid 'tool_choice.mode': expected 'auto' or 'required'.", param="tool_choice.mode"
             )
-    else:
+    elif kind not in ("code_interpreter", "file_search") or kind not in {t.type for t in body.tools or []}:
         raise InvalidRequest(f"Tool choice '{kind}' not found in 'tools' parameter.", param="tool_choice")
 
 
@@ -269,8 +276,15 @@ async def input_item(request: web.Request, item: Any, param: str) -> dict[str, A
         }
     if kind == "item_reference":
         return {"type": "item_reference", "id": _string(item, "id", param)}
-    if kind in ("reasoning", "compaction", "code_interpreter_call", "file_search_call"):
-        return dict(item)  # echoed items the model does not read here
+    if kind in (
+        "reasoning",
+        "compaction",
+        "code_interpreter_call",
+        "file_search_call",
+        "mcp_call",
+        "mcp_list_tools",
+    ):
+        return {k: v for k, v in item.items() if not str(k).startswith("_")}  # echoed; engine fields are ours
     raise _bad(
         f"Invalid value: '{kind}'. Supported values are: 'message', 'function_call', 'function_call_output' and "
         "'item_reference'.",

@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp_sse import sse_response
 from sqlalchemy.exc import IntegrityError
 
+from agent.api import hosted_tools
 from agent.api.common import owner, page_of, parse, store
 from agent.api.conversations import append_input, conversation_items, conversation_thread
 from agent.api.response_input import (
@@ -79,7 +80,7 @@ def new_response(body: ResponseCreate, conversation: str | None) -> dict[str, An
         "top_logprobs": body.top_logprobs or 0,
         "text": text,
         "tool_choice": body.tool_choice or "auto",
-        "tools": [t.wire() for t in body.tools or []],
+        "tools": [t.wire(i) for i, t in enumerate(body.tools or [])],
         "truncation": body.truncation or "disabled",
         "usage": None,
         "user": body.user,
@@ -128,6 +129,7 @@ async def create(request: web.Request) -> web.StreamResponse:
     check_calls(prior, given, strict_pairs=thread is None)
     resp = new_response(body, thread["id"] if thread else None)
     resp["_input"] = given
+    await hosted_tools.prepare(request, resp, [*prior, *given], body.include)
     _check_context(request, resp, prior, given)
     rec = ResponseRecorder(store(request), request.app[BUS], resp, who)
     rec.event("response.created", response=render(resp))
@@ -237,7 +239,7 @@ async def retrieve(request: web.Request) -> web.StreamResponse:
     response_id = request.match_info["response_id"]
     resp = await get_response(request, response_id)
     if request.query.get("stream", "false").lower() != "true":
-        return web.json_response(render(resp))
+        return web.json_response(render(hosted_tools.with_include(resp, request)))
     if not resp.get("background"):
         raise InvalidRequest(
             "Only responses created with background=true can be streamed again.", param="stream"

@@ -48,16 +48,15 @@ def to_chat(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
             out.append({"role": role, "content": content_text(item.get("content"))})
         elif kind == "function_call" or "_call" in item:
             call = item.get("_call") or {"name": item["name"], "arguments": item.get("arguments") or "{}"}
-            entry = {"id": item["call_id"], "type": "function", "function": call}
+            call_id = item.get("call_id") or item.get("_call_id") or item["id"]  # built-in items: their own
+            entry = {"id": call_id, "type": "function", "function": call}
             last = out[-1] if out else None
             if last and last["role"] == "assistant" and last.get("tool_calls") is not None:
                 last["tool_calls"].append(entry)
             else:
                 out.append({"role": "assistant", "content": None, "tool_calls": [entry]})
             if "_model_output" in item:  # a server-side call: what the tool answered
-                out.append(
-                    {"role": "tool", "tool_call_id": item["call_id"], "content": item["_model_output"]}
-                )
+                out.append({"role": "tool", "tool_call_id": call_id, "content": item["_model_output"]})
         elif kind == "function_call_output":
             out.append(
                 {"role": "tool", "tool_call_id": item["call_id"], "content": content_text(item["output"])}
@@ -115,9 +114,17 @@ def call_item_id(call_id: str, prefix: str) -> str:
     return prefix + call_id.removeprefix("call_")
 
 
-def render(item: dict[str, Any]) -> dict[str, Any]:
-    """An item as clients see it: no engine-only fields."""
+INCLUDED = {"code_interpreter_call": ("outputs", "code_interpreter_call.outputs"),
+            "file_search_call": ("results", "file_search_call.results")}  # fmt: skip
+"""Fields of built-in tool items that clients see only when the response's ``include`` asks for them."""
+
+
+def render(item: dict[str, Any], include: list[str] | None = None) -> dict[str, Any]:
+    """An item as clients see it: no engine-only fields (``include`` defaults to the response's)."""
     out = {k: v for k, v in item.items() if not k.startswith("_")}
+    hidden = INCLUDED.get(str(out.get("type")))
+    if hidden and hidden[1] not in (include if include is not None else item.get("_include") or []):
+        out[hidden[0]] = None
     if isinstance(out.get("content"), list):
         out["content"] = [{k: v for k, v in p.items() if not k.startswith("_")} for p in out["content"]]
     return out
@@ -143,6 +150,10 @@ def step_to_items(step: dict[str, Any]) -> list[dict[str, Any]]:
     """A tool_calls step's function calls as function_call (+ function_call_output) items."""
     out: list[dict[str, Any]] = []
     for call in step["step_details"].get("tool_calls") or []:
+        kept = (call.get(call["type"]) or {}).get("_item")
+        if kept is not None:  # a Responses built-in call, kept whole
+            out.append(kept)
+            continue
         if call["type"] != "function":
             continue  # built-in tool calls become their own item types (Responses built-in tools)
         fn = call["function"]
@@ -201,6 +212,8 @@ def calls_step(thread_id: str, run_id: str, calls: list[dict[str, Any]], after: 
                     "type": "function",
                     "function": {"name": c["name"], "arguments": c.get("arguments") or "", "output": None},
                 }
+                if c["type"] == "function_call"
+                else builtin_step_call(c)
                 for c in calls
             ],
         },
@@ -227,3 +240,31 @@ def message_step(thread_id: str, run_id: str, message_id: str) -> dict[str, Any]
 
 def dumps_output(output: Any) -> str:
     return output if isinstance(output, str) else json.dumps(output)
+
+
+def builtin_step_call(item: dict[str, Any]) -> dict[str, Any]:
+    """A Responses built-in call as a step's tool call: the model reads it as an Assistants run's call
+    (``agent.engine.prompt.call_to_chat``); ``_item`` keeps the item for the conversation's item list."""
+    call = item.get("_call") or {}
+    text = item.get("_model_output") or ""
+    call_id = item.get("_call_id") or item["id"]
+    whole = {k: v for k, v in item.items() if k not in ("_call", "_model_output")}
+    if item["type"] == "code_interpreter_call":
+        body: dict[str, Any] = {
+            "input": item.get("code") or "",
+            "outputs": [],
+            "_model_output": text,
+            "_item": whole,
+        }
+        return {"id": call_id, "type": "code_interpreter", "code_interpreter": body}
+    if item["type"] == "file_search_call":
+        query = (item.get("queries") or [""])[0]
+        body = {"_model_input": query, "_model_output": text, "results": [], "_item": whole}
+        return {"id": call_id, "type": "file_search", "file_search": body}
+    fn = {
+        "name": call.get("name", ""),
+        "arguments": call.get("arguments", ""),
+        "output": text,
+        "_item": whole,
+    }
+    return {"id": call_id, "type": "function", "function": fn}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.domain import RUN_LEG_END, now
-from agent.engine import items, prompt
+from agent.engine import hosted_items, items, prompt
 from agent.engine.bus import EventBus
 from agent.engine.events import (
     Event,
@@ -32,6 +32,7 @@ from agent.engine.events import (
 from agent.llm import Usage
 from agent.store import Store, db
 from agent.tools import ToolContext
+from agent.tools.hosted import spec_tool
 
 TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed", "_end"})
 """After these a stream closes (``_end``: cancelled; never sent, there is no ``response.cancelled``)."""
@@ -56,7 +57,7 @@ def response_spec(resp: dict[str, Any]) -> RunSpec:
             }
             tools.append({"type": "function", "function": fn})
         else:
-            tools.append({"type": tool["type"]})
+            tools.append(spec_tool(tool, resp))
     choice = resp.get("tool_choice") or "auto"
     if isinstance(choice, dict):
         if choice.get("type") == "function":
@@ -191,6 +192,8 @@ class ResponseRecorder:
         elif isinstance(event, ToolCallStarted):
             if event.tool is None:
                 self._add_call(event.index, event.call_id, event.name)
+            else:
+                hosted_items.started(self, event)
         elif isinstance(event, ToolCallArgumentsDelta):
             call = self._calls.get(event.index)
             if call is not None and call["type"] == "function_call":
@@ -199,6 +202,8 @@ class ResponseRecorder:
                     "response.function_call_arguments.delta",
                     item_id=call["id"], output_index=self._index(call), delta=event.delta,
                 )  # fmt: skip
+            elif call is not None:
+                hosted_items.delta(self, event)
         elif isinstance(event, ToolCallOutput):
             await self._call_output(event)
         elif isinstance(event, TurnUsage):
@@ -251,6 +256,12 @@ class ResponseRecorder:
         item["status"] = status
         i, part = self._index(item), item["content"][0]
         ids = {"item_id": item["id"], "output_index": i, "content_index": 0}
+        for annotation in hosted_items.annotate(self.ctx, part):
+            part["annotations"].append(annotation)
+            n = len(part["annotations"]) - 1
+            self.publish(
+                "response.output_text.annotation.added", **ids, annotation_index=n, annotation=annotation
+            )
         self.publish("response.output_text.done", **ids, text=part["text"], logprobs=[])
         self.publish("response.content_part.done", **ids, part=part)
         self.publish("response.output_item.done", output_index=i, item=items.render(item))
@@ -270,6 +281,8 @@ class ResponseRecorder:
     async def _call_output(self, event: ToolCallOutput) -> None:
         if event.tool is not None:  # a server-side tool: built-in tool items render here (slot)
             item = self._calls.get(event.index) or {}
+            if item.get("type") in hosted_items.KINDS.values():
+                item = hosted_items.finished(self, event, item)
             self._trail.append(server_call_item(event, item))
             return
         call = self._calls.get(event.index) or self._add_call(event.index, event.call_id, event.name)
@@ -292,6 +305,7 @@ class ResponseRecorder:
             owner=self.owner, thread_id=self.thread_id, run_id=self.run["id"], assistant={}, thread={},
             tools=self.spec.tools,
         )  # fmt: skip
+        self.ctx.working = lambda tool: hosted_items.working(self, tool)
         return self.ctx
 
     async def stop_as(self, outcome: str, error: dict[str, str] | None = None) -> None:
@@ -307,7 +321,7 @@ class ResponseRecorder:
             self.publish("error", code=code, message=message, param=None, error=nested)
             self.run["error"] = {"code": code, "message": message}
         for item in self.run["output"]:
-            if item.get("status") == "in_progress" and outcome != "cancelled":
+            if item.get("status") in ("in_progress", "interpreting", "searching") and outcome != "cancelled":
                 item["status"] = "incomplete"
         self.run["status"] = "failed" if outcome in ("failed", "expired") else "cancelled"
         self.run["usage"] = wire_usage(self._usage) if self._usage.total_tokens else self.run.get("usage")
@@ -357,6 +371,6 @@ async def append_outputs(conn: Any, owner: str, thread_id: str, resp: dict[str, 
             await db.insert(conn, "step", step, owner, parent=thread_id, run_id=run_id)
             await db.insert(conn, "message", msg, owner, parent=thread_id, run_id=run_id)
             after = msg["id"]
-        elif item["type"] == "function_call":
+        elif item["type"] == "function_call" or item["type"] in hosted_items.KINDS.values():
             calls.append(item)
     await flush()

@@ -34,6 +34,8 @@ KINDS = (
     "vector_store",
     "vector_store_file",
     "file_batch",
+    "container",
+    "container_file",
 )
 
 metadata = sa.MetaData()

@@ -7,6 +7,7 @@ reads, never an exception that fails the run.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,6 +28,13 @@ class ToolContext:
     """file_search results cited as 【n†name】, by n."""
     made: list[dict[str, Any]] = field(default_factory=list)
     """Files code_interpreter produced: {"file": File, "image": True} or {"file": File, "path": "/mnt/data/…"}."""
+    working: Callable[[str], Awaitable[None]] | None = None
+    """Told by a built-in tool (by name) as it starts its real work: the Responses adapter sends
+    ``…interpreting`` / ``…searching`` then."""
+
+    async def started_work(self, tool: str) -> None:
+        if self.working is not None:
+            await self.working(tool)
 
     def cite(self, file_id: str, filename: str) -> str:
         self.sources.append(file_id)
