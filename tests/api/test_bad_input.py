@@ -7,7 +7,6 @@ import json
 import logging
 import select
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +18,8 @@ import openai
 import pytest
 
 from agent.api import expiry
+from agent.app_keys import STORE
+from agent.store import Store
 from tests.conftest import LiveServer, LoopThread, make_settings, serve
 
 AUTH = {"Authorization": "Bearer sk-test"}
@@ -325,14 +326,24 @@ def test_client_hanging_up_mid_body_is_not_an_error(
 
 
 # --- expires_after ------------------------------------------------------------------------------------------
+def store_of(spine: LiveServer) -> Store:
+    return spine.runner.app[STORE]  # type: ignore[union-attr]
+
+
 def _age(spine: LiveServer, kind: str, object_id: str) -> None:
-    """Move an object's expires_at into the past, as if its time had run out."""
-    path = spine.settings.data_dir / "agent.db"
-    with sqlite3.connect(path) as conn:
-        (data,) = conn.execute(f"SELECT data FROM {kind} WHERE id = ?", (object_id,)).fetchone()
-        obj = json.loads(data)
+    """Move an object's expires_at into the past, as if its time had run out (through the store, so on
+    either backend)."""
+    store = store_of(spine)
+
+    async def age() -> None:
+        who = await store.owner_of(kind, object_id)
+        assert who is not None
+        obj = await store.get(kind, object_id, who)
+        assert obj is not None
         obj["expires_at"] = 1
-        conn.execute(f"UPDATE {kind} SET data = ? WHERE id = ?", (json.dumps(obj), object_id))
+        await store.update(kind, obj, who)
+
+    spine.loop.run(age())  # type: ignore[union-attr]
 
 
 def test_expired_files_and_vector_stores_are_gone(spine: LiveServer, client: openai.OpenAI) -> None:
@@ -359,7 +370,7 @@ def test_expired_files_and_vector_stores_are_gone(spine: LiveServer, client: ope
             model="m", tool_resources={"file_search": {"vector_store_ids": [vs.id]}}
         )
     assert spine.loop.run(expiry.sweep(spine.runner.app)) >= 2  # type: ignore[union-attr]
-    assert not (spine.settings.data_dir / "files" / f.id).exists()
+    assert not spine.loop.run(store_of(spine).blobs.exists(f.id))  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("seconds", ["59", "2592001", "soon", "-5"])

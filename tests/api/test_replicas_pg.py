@@ -133,8 +133,8 @@ def test_many_runs_through_one_replica_never_run_twice(tmp_path: Path, postgres:
     with ScriptedModel(default=slow) as model:
         replicas = Replicas(tmp_path, postgres, model)
         try:
-            a = replicas.start("a", AGENT_MAX_RUNS="40")
-            replicas.start("b", AGENT_MAX_RUNS="40")
+            a = replicas.start("a", AGENT_MAX_RUNS="40", AGENT_MAX_RUNS_PER_KEY=str(n))
+            replicas.start("b", AGENT_MAX_RUNS="40", AGENT_MAX_RUNS_PER_KEY=str(n))
             ca = a.client()
             asst = ca.beta.assistants.create(model="m")
             runs = [
