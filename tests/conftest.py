@@ -91,6 +91,9 @@ def make_settings(tmp: Path, **overrides: Any) -> Settings:
         "data_dir": tmp,
         "model_url": "http://127.0.0.1:9/v1",
         "sandbox_enabled": False,
+        # the shared test servers serve many tests' threads and containers under one key; the tests of the
+        # per-key session limit set their own
+        "code_sessions_per_key": 64,
     }
     base.update(overrides)
     return Settings(**base)

@@ -8,13 +8,14 @@ The last two must answer the same words and param, and write nothing (every tabl
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
 import openai
 import pytest
+import sqlalchemy as sa
 
+from agent.app_keys import STORE
 from tests.conftest import LiveServer
 
 Ids = dict[str, str]
@@ -22,11 +23,17 @@ Case = Callable[[openai.OpenAI, Ids, Ids], Any]  # (client, the caller's fresh o
 
 
 def row_counts(server: LiveServer) -> dict[str, int]:
-    """Rows of every table in the service's database (read-only)."""
-    path = server.settings.data_dir / "agent.db"
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}
+    """Rows of every table in the service's database (SQLite or PostgreSQL), read through its engine."""
+    store = server.runner.app[STORE]  # type: ignore[union-attr]
+
+    async def count() -> dict[str, int]:
+        async with store.engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: sa.inspect(c).get_table_names())
+            return {
+                t: (await conn.execute(sa.text(f'SELECT COUNT(*) FROM "{t}"'))).scalar_one() for t in tables
+            }
+
+    return server.loop.run(count())
 
 
 def objects(c: openai.OpenAI) -> Ids:
