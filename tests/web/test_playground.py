@@ -364,3 +364,22 @@ def test_responses_mode_function_call_takes_the_typed_output(
     assert model.requests[0]["tools"][0]["function"]["name"] == "get_weather"
     tool_msg = [m for m in model.requests[1]["messages"] if m["role"] == "tool"]
     assert tool_msg[0]["content"] == '{"temperature": 21}'
+
+
+def test_responses_mode_shows_tool_steps_and_errors(
+    page: Page, web_server: LiveServer, model: ScriptedModel, page_errors: PageErrors
+) -> None:
+    make_assistant(web_server, model, name="Counter R", tools=[{"type": "calculator"}])
+    model.script(ToolCalls([Call("calculator", {"expression": "2**10"})]), Text("It is 1024."))
+    open_playground(page, web_server.url, KEY)
+    page.locator("#assistant-select").select_option(label="Counter R")
+    use_responses(page)
+    send(page, "2 to the 10th?")
+    expect(page.locator(".calc-line")).to_have_text("2**10 = 1024")
+    expect(page.locator("[data-item=mcp_call] .pill")).to_have_text("done")
+    expect(page.locator(".msg.assistant").last).to_have_text("AssistantIt is 1024.")
+    assert model.requests[0]["tools"][0]["function"]["name"] == "calculator"
+    model.script(*[HttpError(500, message="the model server fell over")] * 3)  # the first try and 2 retries
+    send(page, "Again?")
+    expect(page.locator(STATUS).last).to_have_text("failed")
+    expect(page.locator(".run-error").last).to_contain_text("the model server fell over")
