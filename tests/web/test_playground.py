@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import openai
 from playwright.sync_api import Page, expect
@@ -292,3 +294,92 @@ def test_a_run_started_elsewhere_is_followed_until_it_ends(
         expect(page.locator(".msg.assistant")).to_contain_text("Finished while you watched.")
     finally:
         held.set()
+
+
+def use_responses(page: Page) -> None:
+    page.get_by_label("Responses", exact=True).check()
+    assert page.evaluate("localStorage.getItem('agent.playground.mode')") == "responses"
+
+
+def test_responses_mode_streams_and_shares_the_threads_history(
+    page: Page, web_server: LiveServer, model: ScriptedModel
+) -> None:
+    make_assistant(web_server, model, name="Responder", instructions="Answer in one sentence.")
+    held = Gate()
+    model.script(Text("Responses stream token by token.", pause=held, pause_after=2))
+    try:
+        open_playground(page, web_server.url, KEY)
+        page.locator("#assistant-select").select_option(label="Responder")
+        use_responses(page)
+        send(page, "Which API is this?")
+        answer = page.locator(".msg.assistant").last
+        expect(answer).to_contain_text("Responses")  # the first pieces are on screen while the model is held
+        expect(answer).not_to_contain_text("token by token")
+        expect(page.locator(STATUS).last).to_have_text("in progress")
+        held.set()
+        expect(answer).to_have_text("AssistantResponses stream token by token.")
+        expect(page.locator(STATUS).last).to_have_text("completed")
+        expect(page.locator(".run-foot .usage").last).to_have_text(
+            re.compile(r"^\d+ in · \d+ out · \d+ tokens$")
+        )
+    finally:
+        held.set()
+    sent = model.requests[-1]
+    assert sent["messages"][0] == {"role": "system", "content": "Answer in one sentence."}
+    # the choice is remembered; the thread (the response's conversation) reopens with the same history
+    thread = page.evaluate("JSON.parse(localStorage.getItem('agent.playground.threads'))[0].id")
+    page.reload()
+    page.wait_for_selector("body[data-ready='true']")
+    expect(page.get_by_label("Responses", exact=True)).to_be_checked()
+    page.get_by_label("Assistants run").check()
+    page.locator("#thread-select").select_option(value=thread)
+    expect(page.locator(".msg.user")).to_have_text("YouWhich API is this?")
+    expect(page.locator(".msg.assistant")).to_have_text("AssistantResponses stream token by token.")
+    listed = sdk(web_server).beta.threads.messages.list(thread, order="asc").data
+    texts = [m.content[0].text.value for m in listed]  # type: ignore[union-attr]
+    assert texts == ["Which API is this?", "Responses stream token by token."]
+
+
+def test_responses_mode_function_call_takes_the_typed_output(
+    page: Page, web_server: LiveServer, model: ScriptedModel
+) -> None:
+    fn = {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
+    make_assistant(web_server, model, name="Weather R", tools=[{"type": "function", "function": fn}])
+    model.script(ToolCalls([Call("get_weather", {"city": "Oslo"})]), Text("It is 21 degrees in Oslo."))
+    open_playground(page, web_server.url, KEY)
+    page.locator("#assistant-select").select_option(label="Weather R")
+    use_responses(page)
+    send(page, "Weather in Oslo?")
+    expect(page.locator(STATUS).last).to_have_text("completed")  # a response with a call ends completed
+    call = page.locator(".tool.function")
+    expect(call).to_contain_text('"city": "Oslo"')
+    expect(call.locator(".pill")).to_have_text("waiting for output")
+    field = page.get_by_label('Output of get_weather({"city": "Oslo"})')
+    expect(field).to_be_focused()
+    field.fill('{"temperature": 21}')
+    page.get_by_role("button", name="Submit output").click()
+    expect(page.locator(".msg.assistant").last).to_have_text("AssistantIt is 21 degrees in Oslo.")
+    expect(page.locator(STATUS)).to_have_text(["completed", "completed"])
+    expect(call).to_contain_text('{"temperature": 21}')
+    assert model.requests[0]["tools"][0]["function"]["name"] == "get_weather"
+    tool_msg = [m for m in model.requests[1]["messages"] if m["role"] == "tool"]
+    assert tool_msg[0]["content"] == '{"temperature": 21}'
+
+
+def test_responses_mode_shows_tool_steps_and_errors(
+    page: Page, web_server: LiveServer, model: ScriptedModel, page_errors: PageErrors
+) -> None:
+    make_assistant(web_server, model, name="Counter R", tools=[{"type": "calculator"}])
+    model.script(ToolCalls([Call("calculator", {"expression": "2**10"})]), Text("It is 1024."))
+    open_playground(page, web_server.url, KEY)
+    page.locator("#assistant-select").select_option(label="Counter R")
+    use_responses(page)
+    send(page, "2 to the 10th?")
+    expect(page.locator(".calc-line")).to_have_text("2**10 = 1024")
+    expect(page.locator("[data-item=mcp_call] .pill")).to_have_text("done")
+    expect(page.locator(".msg.assistant").last).to_have_text("AssistantIt is 1024.")
+    assert model.requests[0]["tools"][0]["function"]["name"] == "calculator"
+    model.script(*[HttpError(500, message="the model server fell over")] * 3)  # the first try and 2 retries
+    send(page, "Again?")
+    expect(page.locator(STATUS).last).to_have_text("failed")
+    expect(page.locator(".run-error").last).to_contain_text("the model server fell over")

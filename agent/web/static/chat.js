@@ -5,10 +5,14 @@ import { $, clear, emit, h, notify, on } from './dom.js';
 import { uploadFiles } from './files.js';
 import { state } from './state.js';
 import { RunView, messageView } from './timeline.js';
+import { ResponseView, fromAssistant } from './respond.js';
 
 const THREADS = 'agent.playground.threads';
 const OPEN = '#open';
 const INCLUDE = 'include[]=step_details.tool_calls[*].file_search.results[*].content';
+const MODE = 'agent.playground.mode'; // 'assistants' (runs) or 'responses'
+
+const mode = () => (localStorage.getItem(MODE) === 'responses' ? 'responses' : 'assistants');
 
 let thread = null; // the open thread's id
 let current = null; // the run being streamed: {view, controller}
@@ -88,11 +92,9 @@ async function openThread(id) {
     view.setRun(run);
   };
   for (const msg of messages) {
-    if (!msg.run_id) log().append(messageView(msg));
-    else if (!placed.has(msg.run_id)) {
-      const run = runs.find((r) => r.id === msg.run_id);
-      if (run) await place(run);
-    }
+    const run = msg.run_id ? runs.find((r) => r.id === msg.run_id) : null;
+    if (!run) log().append(messageView(msg)); // the person's, or written by a response (Responses API)
+    else if (!placed.has(run.id)) await place(run);
   }
   // runs that wrote no message (failed early, waiting for function outputs) go where their time puts them
   for (const run of runs.filter((r) => !placed.has(r.id))) {
@@ -108,9 +110,9 @@ async function openThread(id) {
   return true;
 }
 
-function setBusy(busy) {
+function setBusy(busy, cancellable = true) {
   $('#send').hidden = busy;
-  $('#cancel').hidden = !busy;
+  $('#cancel').hidden = !busy || !cancellable;
   $('#thread-new').disabled = busy;
   $('#thread-select').disabled = busy;
   if (!busy) $('#run-status').textContent = '';
@@ -137,6 +139,42 @@ async function follow(path, body, view) {
       if (event.startsWith('thread.run.') && !event.startsWith('thread.run.step')) {
         $('#run-status').textContent = `Run ${data.status.replace('_', ' ')}`;
       }
+      scrollDown();
+    }
+  } catch (e) {
+    if (view) view.showError(e.message); else notify(e.message);
+  } finally {
+    current = null;
+    view?.stopClock();
+    setBusy(false);
+    const pending = view?.action.querySelector('textarea');
+    if (pending) pending.focus(); else $('#message').focus();
+    scrollDown();
+  }
+}
+
+/** Stream one response (Responses API) on the open thread, used as its conversation. */
+async function respond(input) {
+  const controller = new AbortController();
+  let view = null;
+  current = { view, controller };
+  setBusy(true, false); // a streamed response cannot be cancelled (only background ones can)
+  $('#run-status').textContent = 'Starting response…';
+  const body = { ...fromAssistant(state.assistant), conversation: thread, input };
+  try {
+    for await (const { event, data } of stream('/v1/responses', body, controller.signal)) {
+      if (event === 'done') break;
+      if (!view && data?.response) {
+        view = new ResponseView(data.response, log(), (_v, outputs) => respond(outputs));
+        view.startClock();
+        current.view = view;
+      }
+      if (!view) {
+        if (event === 'error') notify(data?.message || data?.error?.message || 'The response failed.');
+        continue;
+      }
+      view.handle(event, data);
+      if (data?.response) $('#run-status').textContent = `Response ${data.response.status.replace('_', ' ')}`;
       scrollDown();
     }
   } catch (e) {
@@ -186,6 +224,12 @@ async function send(e) {
   attachments = [];
   renderAttachments();
   log().scrollTop = log().scrollHeight;
+  if (mode() === 'responses') {
+    const files = message.attachments || [];
+    await respond(files.length ? [{ type: 'message', role: 'user', content: [{ type: 'input_text', text },
+      ...files.map((f) => ({ type: 'input_file', file_id: f.file_id }))] }] : text);
+    return;
+  }
   await follow(`/v1/threads/${thread}/runs?${INCLUDE}`, { assistant_id: state.assistant.id, additional_messages: [message] }, null);
 }
 
@@ -235,6 +279,10 @@ export async function initChat() {
     attachments.push(...await uploadFiles(chosen, $('#run-status')));
     renderAttachments();
   });
+  for (const radio of document.querySelectorAll('input[name=run-mode]')) {
+    radio.checked = radio.value === mode();
+    radio.addEventListener('change', () => { if (radio.checked) localStorage.setItem(MODE, radio.value); });
+  }
   on('assistant', () => { if (!current) $('#run-status').textContent = ''; });
   renderThreads();
   empty();

@@ -109,7 +109,7 @@ function functionCall(call, status) {
     fn.output != null ? h('div', { class: 'out' }, h('div', { class: 'out-label', text: 'Output' }), h('pre', { class: 'logs', text: fn.output })) : null);
 }
 
-function stepView(step, run) {
+export function stepView(step, run) {
   const calculator = (run?.tools || []).some((t) => t.type === 'calculator');
   const calls = step.step_details?.tool_calls || [];
   return h('div', { class: 'step', 'data-step': step.id }, calls.filter(Boolean).map((call) => {
