@@ -48,6 +48,8 @@ class _Session(Protocol):
 
     async def read_file(self, path: str) -> bytes: ...
 
+    async def export_file(self, path: str, dest: str, max_bytes: int) -> Any: ...
+
 
 @dataclass(frozen=True)
 class ContainerPolicy:

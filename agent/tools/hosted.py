@@ -10,6 +10,7 @@ checked for their owner when the response was created.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -19,6 +20,7 @@ from agent.tools.code_interpreter import MAX_MODEL_OUTPUT, _logs
 from agent.tools.containers import ContainerExpired, ContainerGone, Containers, safe_name
 from agent.tools.file_search import FileSearchTool
 from sandbox import SessionLimit
+from sandbox.files import TooLarge
 
 log = logging.getLogger(__name__)
 CODE = "responses.code_interpreter"
@@ -129,17 +131,24 @@ class ContainerCodeTool:
             notes.append(f"[chart shown to the user as image {f['path']}]")
         budget, skipped = policy.bytes_per_call, 0
         for info in result.files:
-            if len(made) >= policy.files_per_call or info.size > budget:
+            if len(made) >= policy.files_per_call or budget <= 0:
                 skipped += 1
                 continue
+            tmp = self.containers.tmp_path()  # copied in chunks off the loop, sized on the host side
             try:
-                data = await session.read_file(info.path)
-            except Exception as err:
-                notes.append(f"[file {info.path} could not be read: {type(err).__name__}]")
+                await asyncio.to_thread(tmp.parent.mkdir, parents=True, exist_ok=True)
+                got = await session.export_file(info.path, str(tmp), budget)
+                name = safe_name(info.path)
+                f = await self.containers.add_file(ctx.owner, cid, name, tmp, got.size, "assistant")
+            except TooLarge:
+                skipped += 1
                 continue
-            budget -= len(data)
-            name = safe_name(info.path)
-            f = await self.containers.add_bytes(ctx.owner, cid, name, data, "assistant")
+            except Exception as err:  # not a regular file, a link, gone: the model reads why
+                notes.append(f"[file {info.path} could not be kept: {type(err).__name__}]")
+                continue
+            finally:
+                tmp.unlink(missing_ok=True)
+            budget -= got.size
             made.append({"container_id": cid, "file_id": f["id"], "filename": name, "path": f["path"]})
             notes.append(f"[file written: {f['path']} — link it as [{name}](sandbox:{f['path']})]")
         if skipped:
