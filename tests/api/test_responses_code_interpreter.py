@@ -246,3 +246,23 @@ def test_expired_container_is_revived_with_its_files(reviving_ci: LiveServer, mo
     )  # type: ignore[list-item]
     assert resp.output[0].outputs[0].logs.strip() == "from the user | by the code | False"  # type: ignore[union-attr, index]
     assert client.containers.retrieve(c.id).status == "running"
+
+
+def test_only_regular_files_within_the_budget_are_kept(ci: openai.OpenAI, model: ScriptedModel) -> None:
+    """Outputs are sized on the host side: a sparse 2 GiB file is skipped unread, a link or a FIFO is never
+    followed, and what is skipped is told to the model."""
+    code = (
+        "import os\n"
+        "open('/mnt/data/small.txt', 'w').write('ok')\n"
+        "with open('/mnt/data/sparse.bin', 'wb') as f:\n    f.truncate(2 ** 31)\n"
+        "os.symlink('/etc/passwd', '/mnt/data/link.txt')\n"
+        "os.mkfifo('/mnt/data/pipe')\n"
+    )
+    model.script(run_code(code), Text("done"))
+    resp = ci.responses.create(model="m", input="x", tools=[AUTO])  # type: ignore[list-item]
+    assert resp.status == "completed"
+    cid = resp.output[0].container_id  # type: ignore[union-attr]
+    kept = {f.path for f in ci.containers.files.list(cid, limit=100).data}
+    assert kept == {"/mnt/data/small.txt"}
+    tool_msg = [m for m in model.requests[1]["messages"] if m["role"] == "tool"][0]["content"]
+    assert "not kept" in tool_msg
